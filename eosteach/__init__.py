@@ -1,0 +1,28 @@
+"""eosteach: lessons and a small library on gradient descent at the edge of stability.
+
+Notation used everywhere (Cohen et al., ICLR 2021):
+
+    theta^(k+1) = theta^(k) - eta * grad L(theta^(k)),
+    S(theta)    = lambda_max(Hessian of L at theta)   (the *sharpness*).
+
+Modules, one idea each:
+
+    config      scale of the lessons (EOSTEACH_FAST), device choice, cache folders
+    validate    the checks behind every ValueError on bad input
+    files       atomic writes
+    plotting    the shared figure style
+    quadratic   quadratic models, GD / heavy-ball / Nesterov / frozen Adam, thresholds
+    symbolic    sympy derivations of the descent lemma and the stability thresholds
+    hessian     Hessian-vector products, Lanczos, power iteration, sharpness
+    data        CIFAR-10 (official binary version) and a synthetic stand-in
+    models      fc-tanh / fc-relu / fc-elu / cnn networks
+    losses      MSE (Cohen et al. convention) and cross-entropy
+    optim       exact full-batch optimisers and learning-rate schedules
+    runs        training runs with sharpness tracking, run folders, resume, cache
+    cli         the ``eosteach`` command
+    selfstab    self-stabilization (Damian, Nichani & Lee, 2022) and the central flow
+    widgets     the interactive demos of the lessons
+    exercises   checkers for the lessons' coding exercises
+"""
+
+__version__ = "0.1.0"
