@@ -4,15 +4,16 @@ and the values it may take, so that a learner can fix the call without reading c
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable
+
+import numpy as np
 
 
 def _is_real(value) -> bool:
-    try:
-        float(value)
-    except (TypeError, ValueError):
-        return False
-    return not isinstance(value, bool)
+    # numbers.Real covers Python and numpy scalars; strings and bools are refused so that
+    # a typo such as lr="0.1" or b=True is reported instead of silently converted.
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
 def positive(name: str, value) -> float:
@@ -45,11 +46,8 @@ def momentum(name: str, value) -> float:
 
 def positive_int(name: str, value, minimum: int = 1) -> int:
     """Return ``value`` as an int if it is an integer >= ``minimum``, else raise ValueError."""
-    if isinstance(value, bool) or not isinstance(value, (int,)) and not (
-        _is_real(value) and float(value).is_integer()
-    ):
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    if int(value) < minimum:
+    is_integer = isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+    if not is_integer or int(value) < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
 
