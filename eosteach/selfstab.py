@@ -1,0 +1,348 @@
+"""Self-stabilization: the reduced two-dimensional map of Damian, Nichani & Lee (2022),
+its four phases, its small-eta limit (an ODE with a conserved quantity) and the cubic
+Taylor expansion it comes from.
+
+Near a reference point theta* at the edge of stability, with u the top Hessian eigenvector,
+S the sharpness and grad S = D^3 L[u, u] (Damian et al., ICLR 2023, Section 4):
+
+    x = u . (theta - theta*)                 displacement along the unstable direction
+    y = S(theta) - 2/eta                     how far the sharpness is above the threshold
+    alpha = -grad L . grad S_perp   (> 0)    strength of progressive sharpening
+    beta  = ||grad S_perp||^2                strength of self-stabilization
+
+and gradient descent reduces, to leading order, to the map
+
+    x_{t+1} = -(1 + eta y_t) x_t,
+    y_{t+1} = y_t + eta (alpha - beta x_t^2 / 2).                                (MAP)
+
+(`cubic_reduction` shows that (MAP) is *exactly* gradient descent on the cubic
+L(x, z) = -(alpha/sqrt(beta)) z + (2/eta + sqrt(beta) z) x^2 / 2 with y = sqrt(beta) z.)
+Its fixed "orbit" is x^2 = delta^2 = 2 alpha / beta, y = 0. With time tau = eta t and
+X = |x|, the map is an Euler-like discretisation of
+
+    X' = X Y,   Y' = alpha - beta X^2 / 2,                                      (ODE)
+
+whose conserved quantity is H(X, Y) = Y^2/2 - alpha log X + beta X^2 / 4
+(`conserved_quantity` derives it with sympy). Consequences checked in the lessons and tests:
+over a whole cycle mean(x^2) = 2 alpha / beta (average Y' = 0), and small cycles have
+period 2 pi / sqrt(2 alpha) in tau, i.e. 2 pi / (eta sqrt(2 alpha)) steps of gradient descent.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import validate
+
+#: Names of the four phases, in the order a cycle visits them (index = label).
+PHASES = ("progressive sharpening", "blow-up", "self-stabilization", "return to stability")
+#: One colour per phase (matplotlib tab10), shared by the lesson and the widget.
+PHASE_COLORS = ("#2ca02c", "#d62728", "#9467bd", "#1f77b4")
+
+
+# --------------------------------------------------------------------------- the map
+@dataclass
+class MapTrajectory:
+    """A trajectory of (MAP): ``x``, ``y`` of shape (steps + 1,), and its parameters.
+
+    ``diverged`` is True when |x| or |y| left the float range (the run stops there; the
+    arrays then hold the finite prefix only).
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    alpha: float
+    beta: float
+    eta: float
+    diverged: bool
+
+    @property
+    def delta(self) -> float:
+        """sqrt(2 alpha / beta): the |x| at which self-stabilization balances sharpening."""
+        return fixed_point_amplitude(self.alpha, self.beta)
+
+    def phases(self) -> np.ndarray:
+        """Phase label (index into PHASES) of every step; see ``label_phases``."""
+        return label_phases(self.x, self.y)
+
+
+def fixed_point_amplitude(alpha: float, beta: float) -> float:
+    """delta = sqrt(2 alpha / beta), the amplitude of x at which y stops moving."""
+    return math.sqrt(2.0 * validate.positive("alpha", alpha) / validate.positive("beta", beta))
+
+
+def iterate_map(alpha, beta, eta, x0, y0, steps: int, *, limit: float = 1e150) -> MapTrajectory:
+    """Iterate (MAP) ``steps`` times from (x0, y0).
+
+    alpha > 0, beta > 0, eta > 0 (step size), x0, y0 finite floats. Iteration stops early
+    (``diverged=True``) once |x| or |y| exceeds ``limit``, so no overflow ever happens.
+    """
+    alpha = validate.positive("alpha", alpha)
+    beta = validate.positive("beta", beta)
+    eta = validate.positive("eta", eta)
+    x = validate.finite("x0", x0)
+    y = validate.finite("y0", y0)
+    steps = validate.positive_int("steps", steps, minimum=0)
+    xs = np.empty(steps + 1)
+    ys = np.empty(steps + 1)
+    xs[0], ys[0] = x, y
+    for t in range(steps):
+        # Both updates use the old (x_t, y_t): this is gradient descent, not a symplectic scheme.
+        x, y = -(1.0 + eta * y) * x, y + eta * (alpha - 0.5 * beta * x * x)
+        if not (abs(x) <= limit and abs(y) <= limit):
+            return MapTrajectory(xs[: t + 1], ys[: t + 1], alpha, beta, eta, True)
+        xs[t + 1], ys[t + 1] = x, y
+    return MapTrajectory(xs, ys, alpha, beta, eta, False)
+
+
+def label_phases(x, y) -> np.ndarray:
+    """Label each step of any trajectory with one of the four phases (index into PHASES).
+
+    The rule (Damian et al.'s Phases I-IV, read off the directions of motion):
+
+        y rising,  |x| falling   ->  0  progressive sharpening  (S < 2/eta and climbing)
+        y rising,  |x| rising    ->  1  blow-up                 (S > 2/eta: x grows)
+        y falling, |x| rising    ->  2  self-stabilization      (x large: D^3L pushes S down)
+        y falling, |x| falling   ->  3  return to stability     (S < 2/eta: x shrinks)
+
+    "Rising" is the sign of the forward difference y_{t+1} - y_t (and of |x_{t+1}| - |x_t|);
+    the last step repeats the label before it. On (MAP) these are exactly the signs of
+    alpha - beta x_t^2/2 and of |1 + eta y_t| - 1, i.e. the four quadrants of the
+    (x^2 - 2 alpha/beta, y) plane; on a real network pass x = u . (theta - theta*) and
+    y = S(theta) - 2/eta (any sequences of equal length >= 2 work).
+    x, y: 1-D array-likes of equal length. Returns an int array of the same length.
+    """
+    x = np.abs(np.asarray(x, dtype=float))
+    y = np.asarray(y, dtype=float)
+    if x.ndim != 1 or x.shape != y.shape or x.size < 2:
+        raise ValueError(f"x and y must be 1-D of equal length >= 2, got shapes {x.shape} and {y.shape}")
+    y_rising = np.diff(y) > 0
+    x_rising = np.diff(x) > 0
+    labels = np.where(y_rising, np.where(x_rising, 1, 0), np.where(x_rising, 2, 3))
+    return np.append(labels, labels[-1]).astype(int)
+
+
+# --------------------------------------------------------------------------- cycles
+def cycle_starts(y, *, level: float = 0.0) -> np.ndarray:
+    """Fractional step indices where y crosses ``level`` upwards (start of a blow-up).
+
+    Linear interpolation between the two steps around each crossing gives sub-step
+    resolution for the period. y: 1-D array. Returns a float array (possibly empty).
+    """
+    y = np.asarray(y, dtype=float) - level
+    i = np.nonzero((y[:-1] < 0) & (y[1:] >= 0))[0]
+    return i + (-y[i]) / (y[i + 1] - y[i])
+
+
+@dataclass
+class CycleStats:
+    """Whole-cycle averages of a trajectory of (MAP).
+
+    n_cycles: number of whole cycles used; period: mean cycle length in steps;
+    mean_x2: mean of x_t^2 over the steps of the whole cycles (partial cycles at both
+    ends are dropped); predicted_mean_x2 = 2 alpha / beta; predicted_period =
+    2 pi / (eta sqrt(2 alpha)) (exact only for small cycles and small eta).
+    """
+
+    n_cycles: int
+    period: float
+    mean_x2: float
+    predicted_mean_x2: float
+    predicted_period: float
+
+    @property
+    def mean_x2_ratio(self) -> float:
+        return self.mean_x2 / self.predicted_mean_x2
+
+    @property
+    def period_ratio(self) -> float:
+        return self.period / self.predicted_period
+
+
+def cycle_stats(traj: MapTrajectory) -> CycleStats:
+    """Detect cycles (upward zero crossings of y) and average over the whole ones.
+
+    Raises ValueError when the trajectory has fewer than one whole cycle.
+    """
+    starts = cycle_starts(traj.y)
+    if len(starts) < 2:
+        raise ValueError("the trajectory holds fewer than one whole cycle; iterate more steps")
+    first, last = int(math.ceil(starts[0])), int(math.ceil(starts[-1]))
+    mean_x2 = float(np.mean(traj.x[first:last] ** 2))
+    return CycleStats(
+        n_cycles=len(starts) - 1,
+        period=float(np.mean(np.diff(starts))),
+        mean_x2=mean_x2,
+        predicted_mean_x2=2.0 * traj.alpha / traj.beta,
+        predicted_period=2.0 * math.pi / (traj.eta * math.sqrt(2.0 * traj.alpha)),
+    )
+
+
+# --------------------------------------------------------------------------- the ODE
+def ode_rhs(X, Y, alpha, beta):
+    """(X', Y') = (X Y, alpha - beta X^2 / 2), the self-stabilization ODE."""
+    return X * Y, alpha - 0.5 * beta * X * X
+
+
+def conserved_value(X, Y, alpha, beta):
+    """H(X, Y) = Y^2/2 - alpha log|X| + beta X^2/4 (constant along the ODE; X != 0)."""
+    X = np.asarray(X, dtype=float)
+    return 0.5 * np.asarray(Y) ** 2 - alpha * np.log(np.abs(X)) + 0.25 * beta * X**2
+
+
+@dataclass
+class ODESolution:
+    """tau (n,), X (n,), Y (n,): the ODE sampled every ``dt``; ``H_drift`` = max |H - H(0)|
+    (an a-posteriori error measure); ``error_estimate``: max difference from the same
+    integration at dt/2 (Richardson; RK4's global error scales as dt^4, so the dt-run's true
+    error is about 16/15 of this)."""
+
+    tau: np.ndarray
+    X: np.ndarray
+    Y: np.ndarray
+    H_drift: float
+    error_estimate: float
+
+
+def _rk4_log(ell, Y, alpha, beta, dt, n):
+    # In ell = log X the system is ell' = Y, Y' = alpha - beta e^{2 ell}/2: X never
+    # underflows deep in Phase I, where X ~ exp(-large) and a direct scheme loses all digits.
+    out = np.empty((n + 1, 2))
+    out[0] = ell, Y
+
+    def f(e, y):
+        return y, alpha - 0.5 * beta * math.exp(min(2.0 * e, 700.0))
+
+    for i in range(n):
+        k1 = f(ell, Y)
+        k2 = f(ell + 0.5 * dt * k1[0], Y + 0.5 * dt * k1[1])
+        k3 = f(ell + 0.5 * dt * k2[0], Y + 0.5 * dt * k2[1])
+        k4 = f(ell + dt * k3[0], Y + dt * k3[1])
+        ell += dt / 6.0 * (k1[0] + 2 * k2[0] + 2 * k3[0] + k4[0])
+        Y += dt / 6.0 * (k1[1] + 2 * k2[1] + 2 * k3[1] + k4[1])
+        out[i + 1] = ell, Y
+    return out
+
+
+def integrate_ode(alpha, beta, X0, Y0, t_end, *, dt: float = 1e-3) -> ODESolution:
+    """Integrate X' = XY, Y' = alpha - beta X^2/2 from (X0 > 0, Y0) up to tau = t_end.
+
+    Classical RK4 with fixed step ``dt`` on (log X, Y). The error is reported two ways:
+    the drift of the conserved quantity H, and the difference from a second run at dt/2.
+    With the defaults and O(1) parameters both are ~1e-10 or below.
+    """
+    alpha = validate.positive("alpha", alpha)
+    beta = validate.positive("beta", beta)
+    X0 = validate.positive("X0", X0)
+    Y0 = validate.finite("Y0", Y0)
+    t_end = validate.positive("t_end", t_end)
+    dt = validate.positive("dt", dt)
+    n = int(math.ceil(t_end / dt))
+    dt = t_end / n
+    coarse = _rk4_log(math.log(X0), Y0, alpha, beta, dt, n)
+    fine = _rk4_log(math.log(X0), Y0, alpha, beta, dt / 2, 2 * n)[::2]
+    X, Y = np.exp(coarse[:, 0]), coarse[:, 1]
+    H = conserved_value(X, Y, alpha, beta)
+    err = float(np.max(np.abs(np.exp(fine[:, 0]) - X) + np.abs(fine[:, 1] - Y)))
+    return ODESolution(np.linspace(0.0, t_end, n + 1), X, Y, float(np.max(np.abs(H - H[0]))), err)
+
+
+# --------------------------------------------------------------------------- sympy
+def conserved_quantity():
+    """Derive the ODE's conserved quantity with sympy.
+
+    Separating dY/dX = (alpha - beta X^2/2) / (X Y) gives Y dY = (alpha/X - beta X/2) dX,
+    so H = Y^2/2 - integral(alpha/X - beta X/2) dX. Returns a dict of sympy objects:
+    symbols (X, Y, alpha, beta), H, dH_dt (the chain-rule derivative along the ODE,
+    unsimplified) and dH_dt_simplified (which sympy reduces to 0).
+    """
+    import sympy as sp
+
+    X, alpha, beta = sp.symbols("X alpha beta", positive=True)
+    Y = sp.symbols("Y", real=True)
+    Xdot, Ydot = X * Y, alpha - beta * X**2 / 2
+    H = Y**2 / 2 - sp.integrate(sp.expand(Ydot / X), X)
+    dH_dt = sp.diff(H, X) * Xdot + sp.diff(H, Y) * Ydot
+    return {
+        "symbols": (X, Y, alpha, beta),
+        "Xdot": Xdot,
+        "Ydot": Ydot,
+        "H": H,
+        "dH_dt": dH_dt,
+        "dH_dt_simplified": sp.simplify(dH_dt),
+    }
+
+
+def small_cycle_period():
+    """Linearise the ODE at its fixed point (delta, 0) with sympy.
+
+    Returns a dict: fixed_point (X*, Y*), jacobian (2x2), eigenvalues (+-i sqrt(2 alpha))
+    and period = 2 pi / sqrt(2 alpha) in ODE time tau = eta t.
+    """
+    import sympy as sp
+
+    X, alpha, beta = sp.symbols("X alpha beta", positive=True)
+    Y = sp.symbols("Y", real=True)
+    F = sp.Matrix([X * Y, alpha - beta * X**2 / 2])
+    fixed = {X: sp.sqrt(2 * alpha / beta), Y: 0}
+    J = F.jacobian([X, Y]).subs(fixed)
+    eig = list(J.eigenvals())
+    omega = sp.simplify(sp.Abs(sp.im(eig[0])))
+    return {"fixed_point": (fixed[X], fixed[Y]), "jacobian": J, "eigenvalues": eig, "period": 2 * sp.pi / omega}
+
+
+def cubic_reduction():
+    """The cubic Taylor expansion behind Phases I-IV, with sympy.
+
+    Coordinates around theta*: x along the top eigenvector u, z along grad S_perp (unit).
+    The general cubic loss in (x, z) with grad L . u = 0 and u an eigenvector of the
+    Hessian with eigenvalue 2/eta (so no xz term) is
+
+        L = g z + (2/eta) x^2/2 + h z^2/2 + (t_xxx x^3 + 3 t_xxz x^2 z + 3 t_xzz x z^2 + t_zzz z^3)/6.
+
+    One gradient-descent step is expanded exactly. Keeping only the third derivative that
+    couples the two directions (t_xxz = ||grad S_perp|| = sqrt(beta); the others move the
+    centre of the oscillation or are higher order, Damian et al. Section 4), and setting
+    h = 0, y = S - 2/eta = t_xxz z and alpha = -g t_xxz, the step becomes exactly (MAP).
+
+    Returns a dict of sympy objects: symbols, L (general cubic), grad (dL/dx, dL/dz),
+    sharpness_u (d^2L/dx^2 = the curvature along u), step (x', z' general), reduced_step
+    (x', y' after the reduction) and map_residual (reduced step minus (MAP); simplifies to 0).
+    """
+    import sympy as sp
+
+    x, z, g, h, eta = sp.symbols("x z g h eta", real=True)
+    txxx, txxz, txzz, tzzz = sp.symbols("t_xxx t_xxz t_xzz t_zzz", real=True)
+    alpha, beta = sp.symbols("alpha beta", positive=True)
+    y = sp.symbols("y", real=True)
+    L = (
+        g * z
+        + (2 / eta) * x**2 / 2
+        + h * z**2 / 2
+        + (txxx * x**3 + 3 * txxz * x**2 * z + 3 * txzz * x * z**2 + tzzz * z**3) / 6
+    )
+    grad = (sp.diff(L, x), sp.diff(L, z))
+    S_u = sp.diff(L, x, 2)
+    step = (sp.expand(x - eta * grad[0]), sp.expand(z - eta * grad[1]))
+    reduce_ = {txxx: 0, txzz: 0, tzzz: 0, h: 0}
+    x_new = step[0].subs(reduce_)
+    z_new = step[1].subs(reduce_)
+    # Express in y = t_xxz z, alpha = -g t_xxz, beta = t_xxz^2.
+    sb = sp.sqrt(beta)
+    to_map = {txxz: sb, g: -alpha / sb}
+    x_new = sp.expand(x_new.subs(to_map).subs(z, y / sb))
+    y_new = sp.expand((sb * z_new).subs(to_map).subs(z, y / sb))
+    residual = (sp.simplify(x_new - (-(1 + eta * y) * x)), sp.simplify(y_new - (y + eta * (alpha - beta * x**2 / 2))))
+    return {
+        "symbols": dict(x=x, z=z, y=y, g=g, h=h, eta=eta, t_xxx=txxx, t_xxz=txxz, t_xzz=txzz, t_zzz=tzzz,
+                        alpha=alpha, beta=beta),
+        "L": L,
+        "grad": grad,
+        "sharpness_u": S_u,
+        "step": step,
+        "reduced_step": (x_new, y_new),
+        "map_residual": residual,
+    }

@@ -1,0 +1,127 @@
+"""Tests of eosteach.selfstab, its widget and exercise checkers, each against an independent
+computation: the cycle averages against the ODE's closed forms, sympy identities, a
+step-halved integration, and a hand-written loop."""
+
+import math
+
+import numpy as np
+import pytest
+import sympy as sp
+
+from eosteach import selfstab
+from eosteach.exercises import selfstab as ex
+
+
+def test_map_matches_hand_loop_and_validates():
+    tr = selfstab.iterate_map(0.7, 1.3, 0.05, 0.2, -0.4, 50)
+    x, y = 0.2, -0.4
+    for t in range(50):
+        x, y = -(1 + 0.05 * y) * x, y + 0.05 * (0.7 - 1.3 * x * x / 2)
+    assert (tr.x[-1], tr.y[-1]) == pytest.approx((x, y), rel=1e-12)
+    assert not tr.diverged and len(tr.x) == 51
+    for name, bad in [("alpha", 0.0), ("beta", -1.0), ("eta", float("nan"))]:
+        kw = dict(alpha=1.0, beta=1.0, eta=0.1)
+        kw[name] = bad
+        with pytest.raises(ValueError, match=name):
+            selfstab.iterate_map(kw["alpha"], kw["beta"], kw["eta"], 0.1, 0.0, 10)
+
+
+def test_divergence_stops_without_overflow():
+    tr = selfstab.iterate_map(1.0, 10.0, 0.3, 3.0, -3.0, 10_000, limit=1e6)
+    assert tr.diverged
+    assert np.all(np.isfinite(tr.x)) and np.all(np.abs(tr.x) <= 1e6)
+
+
+@pytest.mark.parametrize("alpha,beta,eta,x0,y0", [(1.0, 1.0, 0.01, 0.5, 0.0), (0.5, 2.0, 0.02, 0.1, -0.5),
+                                                  (2.0, 0.3, 0.005, 3.0, 0.2)])
+def test_mean_x2_over_whole_cycles_is_2alpha_over_beta(alpha, beta, eta, x0, y0):
+    tr = selfstab.iterate_map(alpha, beta, eta, x0, y0, 30_000)
+    stats = selfstab.cycle_stats(tr)
+    assert stats.n_cycles >= 3
+    assert stats.mean_x2 == pytest.approx(2 * alpha / beta, rel=0.02)
+
+
+@pytest.mark.parametrize("alpha,eta", [(1.0, 0.01), (0.3, 0.005)])
+def test_small_cycle_period(alpha, eta):
+    beta = 1.0
+    delta = math.sqrt(2 * alpha / beta)
+    tr = selfstab.iterate_map(alpha, beta, eta, 1.02 * delta, 0.0, 20_000)
+    stats = selfstab.cycle_stats(tr)
+    assert stats.n_cycles >= 3
+    # Independent check of the closed form: the period measured on the ODE itself.
+    assert stats.period == pytest.approx(2 * math.pi / (eta * math.sqrt(2 * alpha)), rel=0.05)
+
+
+def test_phase_labels_follow_the_quadrant_rule():
+    alpha, beta, eta = 1.0, 1.0, 0.02
+    tr = selfstab.iterate_map(alpha, beta, eta, 0.05, -1.0, 3000)
+    labels = tr.phases()[:-1]
+    x, y = tr.x[:-1], tr.y[:-1]
+    y_up = alpha - beta * x**2 / 2 > 0
+    x_up = np.abs(1 + eta * y) > 1
+    expected = np.where(y_up, np.where(x_up, 1, 0), np.where(x_up, 2, 3))
+    assert np.array_equal(labels, expected)
+    assert set(labels) == {0, 1, 2, 3}
+    # Order within a cycle: I -> II -> III -> IV -> I.
+    changes = labels[np.r_[True, labels[1:] != labels[:-1]]]
+    assert all((b - a) % 4 == 1 for a, b in zip(changes[:-1], changes[1:]))
+
+
+def test_ode_conserved_and_error_estimate():
+    sol = selfstab.integrate_ode(1.0, 2.0, 0.05, -0.5, 20.0, dt=1e-3)
+    assert sol.H_drift < 1e-8
+    assert sol.error_estimate < 1e-8
+    # Independent: H evaluated from the formula, and mean(Y) ~ 0 over the run's whole cycles.
+    H = sol.Y**2 / 2 - 1.0 * np.log(sol.X) + 2.0 * sol.X**2 / 4
+    assert np.ptp(H) < 1e-8
+
+
+def test_sympy_conserved_quantity_and_period():
+    r = selfstab.conserved_quantity()
+    assert r["dH_dt_simplified"] == 0
+    X, Y, alpha, beta = r["symbols"]
+    assert sp.simplify(r["H"] - (Y**2 / 2 - alpha * sp.log(X) + beta * X**2 / 4)) == 0
+    p = selfstab.small_cycle_period()
+    assert sp.simplify(p["period"] - 2 * sp.pi / sp.sqrt(2 * alpha)) == 0
+
+
+def test_cubic_reduction_is_exactly_the_map():
+    r = selfstab.cubic_reduction()
+    assert all(sp.simplify(e) == 0 for e in r["map_residual"])
+    s = r["symbols"]
+    # The general step keeps the t_xxx term (the sign-flipping shift that the map drops).
+    assert r["step"][0].has(s["t_xxx"])
+
+
+def test_checkers_accept_right_and_reject_wrong(capsys):
+    assert ex.check_map_step(lambda x, y, a, b, e: (-(1 + e * y) * x, y + e * (a - b * x * x / 2)))
+    assert not ex.check_map_step(lambda x, y, a, b, e: ((1 + e * y) * x, y + e * (a - b * x * x / 2)))
+    assert ex.check_conserved_quantity(lambda X, Y, a, b: Y * Y / 2 - a * np.log(X) + b * X * X / 4)
+    assert not ex.check_conserved_quantity(lambda X, Y, a, b: 3.0)
+
+    def ab(g, s, u):
+        sp_ = s - (u @ s) * u
+        return -(g @ sp_), sp_ @ sp_
+
+    assert ex.check_alpha_beta(ab)
+    assert not ex.check_alpha_beta(lambda g, s, u: (-(g @ s), s @ s))
+    assert "Not yet" in capsys.readouterr().out
+
+
+def test_widget_extremes_render():
+    from eosteach.widgets.selfstab import selfstab_demo
+
+    w = selfstab_demo()
+    assert w.view.png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "whole cycle" in w.message.value
+    # Slider extremes (log sliders store exponents in .min/.max); each must draw a picture.
+    for name, end in [("eta", "max"), ("eta", "min"), ("alpha", "min"), ("y0", "min")]:
+        c = w.controls[name]
+        value = getattr(c, end)
+        c.value = value if name == "y0" else 10**value
+        assert w.view.png[:8] == b"\x89PNG\r\n\x1a\n"
+        assert w.message.value
+    w.controls["y0"].value = -1.0
+    w.controls["alpha"].value = 1.0
+    w.controls["eta"].value = 0.3
+    assert w.trajectory.diverged and "Diverged" in w.message.value
