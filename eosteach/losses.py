@@ -89,7 +89,10 @@ def accuracy(output: torch.Tensor, target: torch.Tensor) -> float:
     ``target`` one-hot (n, c) or class indices (n,).
     """
     _check_output(output)
+    if target.shape != output.shape and target.shape != output.shape[:1]:
+        raise ValueError(
+            f"target must have shape {tuple(output.shape)} (one-hot) or ({output.shape[0]},) "
+            f"(class indices), got {tuple(target.shape)}"
+        )
     labels = target if _is_index(target) else target.argmax(dim=1)
-    if labels.shape != output.shape[:1]:
-        raise ValueError(f"target must hold {output.shape[0]} labels, got shape {tuple(target.shape)}")
     return (output.argmax(dim=1) == labels).double().mean().item()

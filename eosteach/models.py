@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from . import validate
+from . import config, validate
 
 ARCHS = ("fc-tanh", "fc-relu", "fc-elu", "cnn-relu", "cnn-tanh")
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU}
@@ -116,6 +116,8 @@ def make_model(
         raise ValueError(f"bias must be True or False, got {bias!r}")
     if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
         raise ValueError(f"dtype must be a torch floating dtype such as torch.float32 or torch.float64, got {dtype!r}")
+    if device is not None:
+        device = config.device(device)
     widths = _widths(arch, width, depth)
     family, activation = arch.split("-")
     build = _fully_connected if family == "fc" else _convolutional
@@ -128,9 +130,7 @@ def make_model(
     model.arch = arch
     model.widths = tuple(widths)
     if device is not None:
-        from . import config
-
-        model = model.to(config.device(device))
+        model = model.to(device)
     return model
 
 
