@@ -1,0 +1,279 @@
+"""The demos of lessons 1 and 2: gradient descent and momentum on a two-dimensional quadratic.
+
+* ``descent_demo()`` (lesson 1): GD on L = 1/2 theta^T A theta with eigenvalues lambda_1, lambda_2
+  of your choice. Contours and path, loss per step (log scale), the descent-lemma bound
+  against the real change, and the factor |1 - eta lambda_i| by which each eigen-direction
+  is multiplied per step, with the 2/lambda marks.
+* ``momentum_demo()`` (lesson 2): GD / heavy-ball / Nesterov / frozen-preconditioner Adam.
+  The stability region in the (eta lambda, b) plane (colour: spectral radius of the
+  iteration, white line: radius 1, dashed: the closed-form threshold) with the current
+  (eta lambda_i, b) points, the path, and the loss.
+
+Each builder returns an ``ipywidgets.VBox`` with ``.controls`` (name -> widget), ``.view``
+(the ``FigureView``), ``.update()`` and ``.result`` (the last ``Trajectory``), so that tests
+can drive it without a browser.
+"""
+
+from __future__ import annotations
+
+import ipywidgets as widgets
+import numpy as np
+
+from .. import thresholds, validate
+from ..plotting import COLORS
+from ..quadratic import METHODS, Quadratic, run, spectral_radius
+from .base import FigureView
+
+#: The eigenvectors are turned by this angle so that the path does not just run along the axes.
+ANGLE = np.deg2rad(30.0)
+METHOD_LABELS = {"gd": "GD", "heavy_ball": "heavy-ball", "nesterov": "Nesterov", "adam": "Adam (frozen P)"}
+
+
+def rotated_quadratic(lam1: float, lam2: float, angle: float = ANGLE) -> Quadratic:
+    """1/2 theta^T A theta with eigenvalues (lam1, lam2) and eigenvectors turned by ``angle``."""
+    c, s = np.cos(angle), np.sin(angle)
+    R = np.array([[c, -s], [s, c]])
+    return Quadratic((R * np.array([lam1, lam2])) @ R.T)
+
+
+def _slider(value, lo, hi, step, description, fmt=".3f"):
+    return widgets.FloatSlider(value=value, min=lo, max=hi, step=step, description=description,
+                               readout_format=fmt, continuous_update=False,
+                               style={"description_width": "initial"})
+
+
+def _contour_panel(ax, quadratic: Quadratic, path: np.ndarray, radius: float, color: str, title: str):
+    """Level sets of L, the top eigenvector, and the path (NaN after divergence: a break)."""
+    grid = np.linspace(-radius, radius, 121)
+    X, Y = np.meshgrid(grid, grid)
+    Z = quadratic.loss(np.stack([X, Y], axis=-1))
+    levels = np.quantile(Z, np.linspace(0.0, 1.0, 14)[1:-1] ** 2)
+    ax.contour(X, Y, Z, levels=np.unique(levels), colors="0.7", linewidths=0.8)
+    v1 = quadratic.eigenvectors[:, 0]
+    ax.plot([-2 * radius * v1[0], 2 * radius * v1[0]], [-2 * radius * v1[1], 2 * radius * v1[1]],
+            color="0.35", linestyle=":", linewidth=1.2, label=r"top eigenvector $v_1$")
+    ax.plot(path[:, 0], path[:, 1], "-o", color=color, markersize=3, linewidth=1.2, label="path")
+    ax.plot(path[0, 0], path[0, 1], "s", color="black", markersize=7, label=r"start $\theta^{(0)}$")
+    ax.plot([0], [0], "*", color="gold", markeredgecolor="black", markersize=12, label="minimum")
+    ax.set_xlim(-radius, radius)
+    ax.set_ylim(-radius, radius)
+    ax.set_aspect("equal")
+    ax.set_xlabel(r"$\theta_1$")
+    ax.set_ylabel(r"$\theta_2$")
+    ax.set_title(title)
+    ax.legend(loc="lower right", fontsize=9)
+
+
+def _loss_panel(ax, loss: np.ndarray, diverged_at: int, color: str, label: str):
+    """Loss per step on a log scale; a diverged run ends with a red note instead of overflow."""
+    steps = np.arange(loss.size)
+    finite = np.isfinite(loss)
+    if loss[0] <= 0:
+        ax.text(0.5, 0.5, "the start point is the minimum:\nL = 0 and nothing moves",
+                ha="center", va="center", transform=ax.transAxes, fontsize=12)
+        ax.set_yscale("log")
+        ax.set_ylim(1e-3, 1.0)
+    else:
+        floor = loss[0] * 1e-16  # below double precision's reach: shown as "converged"
+        shown = np.where(finite, np.maximum(loss, floor), np.nan)
+        ax.plot(steps, shown, "-", color=color, linewidth=2, label=label)
+        ax.set_yscale("log")
+        top = np.nanmax(shown)
+        ax.set_ylim(max(floor, np.nanmin(shown) / 3), top * 10)
+    if diverged_at >= 0:
+        ax.axvline(diverged_at, color="red", linestyle="--", linewidth=1)
+        ax.text(0.03, 0.92, f"diverged: |theta| blew up at step {diverged_at}", color="red",
+                transform=ax.transAxes, fontsize=11)
+    ax.set_xlim(0, loss.size - 1)
+    ax.set_xlabel("step k")
+    ax.set_ylabel(r"loss $L(\theta^{(k)})$")
+
+
+# -- lesson 1 ---------------------------------------------------------------------------
+def descent_demo(eta: float = 0.15, lam1: float = 10.0, lam2: float = 1.0, start=(2.0, 2.5),
+                 steps: int = 30) -> widgets.VBox:
+    """GD on a 2-D quadratic with sliders for eta, the two eigenvalues, the start and the steps."""
+    validate.positive("eta", eta)
+    validate.positive("lam1", lam1)
+    validate.positive("lam2", lam2)
+    steps = validate.positive_int("steps", steps)
+    x0, y0 = (validate.finite("start", v) for v in start)
+    controls = {
+        "eta": _slider(eta, 0.005, 0.5, 0.005, r"step size \(\eta\)"),
+        "lam1": _slider(lam1, 0.5, 20.0, 0.5, r"\(\lambda_1\)", ".1f"),
+        "lam2": _slider(lam2, 0.1, 20.0, 0.1, r"\(\lambda_2\)", ".1f"),
+        "x0": _slider(x0, -3.0, 3.0, 0.1, r"start \(\theta_1\)", ".1f"),
+        "y0": _slider(y0, -3.0, 3.0, 0.1, r"start \(\theta_2\)", ".1f"),
+        "steps": widgets.IntSlider(value=steps, min=2, max=100, description="steps", continuous_update=False),
+    }
+    view = FigureView(2, 2, figsize=(11, 8))
+    status = widgets.HTML()
+    box = widgets.VBox([
+        widgets.HBox([controls["eta"], controls["steps"]]),
+        widgets.HBox([controls["lam1"], controls["lam2"]]),
+        widgets.HBox([controls["x0"], controls["y0"]]),
+        status, view.image,
+    ])
+
+    def update(*_):
+        eta_v, l1, l2 = controls["eta"].value, controls["lam1"].value, controls["lam2"].value
+        quad = rotated_quadratic(l1, l2)
+        S = quad.sharpness
+        start_v = np.array([controls["x0"].value, controls["y0"].value])
+        traj = run(quad, "gd", eta_v, start_v, steps=controls["steps"].value)
+        box.result = traj
+        for ax in view.axes:
+            ax.clear()
+        ax_path, ax_loss, ax_lemma, ax_factor = view.axes
+        radius = 1.3 * max(1.0, float(np.max(np.abs(start_v))))
+        stable = eta_v < 2.0 / S
+        verdict = "converges" if stable else ("diverges" if eta_v > 2.0 / S else "sits on the edge")
+        _contour_panel(ax_path, quad, traj.theta, radius, COLORS["gd"], f"GD path: {verdict}")
+        _loss_panel(ax_loss, traj.loss, int(traj.diverged_at), COLORS["gd"], "GD")
+        ax_loss.set_title(rf"loss per step ($\eta$ = {eta_v:.3f}, 2/S = {2 / S:.3f})")
+
+        # Descent lemma per unit squared gradient: the real change lies below -eta/2 (2 - eta ell).
+        theta = traj.theta[:-1]
+        g = quad.grad(theta)
+        gg = np.sum(g * g, axis=-1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            change = np.diff(traj.loss) / gg
+        bound = -eta_v / 2 * (2 - eta_v * quad.smoothness)
+        k = np.arange(change.size)
+        ax_lemma.axhline(0.0, color="0.5", linewidth=0.8)
+        ax_lemma.plot(k, change, "o-", color=COLORS["gd"], markersize=3, label=r"real change $\Delta L_k$")
+        ax_lemma.axhline(bound, color=COLORS["threshold"], linestyle="--", linewidth=1.5,
+                         label=r"descent-lemma bound $-\frac{\eta}{2}(2-\eta\ell)$")
+        ax_lemma.set_xlim(0, max(1, change.size - 1))
+        span = max(abs(bound), float(np.nanmax(np.abs(change))) if np.any(np.isfinite(change)) else 0.0, 1e-3)
+        ax_lemma.set_ylim(-1.15 * span, 1.15 * span)
+        ax_lemma.set_xlabel("step k")
+        ax_lemma.set_ylabel(r"$\Delta L_k \,/\, \|\nabla L(\theta^{(k)})\|^2$")
+        ax_lemma.set_title("per step: change of L vs the bound" + ("" if bound < 0 else " (bound > 0: no guarantee)"))
+        ax_lemma.legend(loc="lower right", fontsize=9)
+
+        # Each eigen-direction is multiplied by (1 - eta lambda_i) per step.
+        etas = np.linspace(0.0, max(0.5, 1.2 * eta_v), 300)
+        for lam_i, name, style in ((l1, r"$\lambda_1$", "-"), (l2, r"$\lambda_2$", "--")):
+            ax_factor.plot(etas, np.abs(1 - etas * lam_i), style, color=COLORS["gd"], label=rf"$|1-\eta${name}$|$")
+            if 2 / lam_i <= etas[-1]:
+                ax_factor.axvline(2 / lam_i, color="0.4", linestyle=style, linewidth=1)
+                ax_factor.text(2 / lam_i, 0.12, f"2/{name}", ha="center", fontsize=11,
+                               bbox=dict(facecolor="white", edgecolor="none", alpha=0.8))
+        ax_factor.axhline(1.0, color="red", linewidth=1)
+        ax_factor.axvline(eta_v, color="black", linewidth=2, label=r"current $\eta$")
+        ax_factor.set_ylim(0, 3)
+        ax_factor.set_xlim(0, etas[-1])
+        ax_factor.set_xlabel(r"step size $\eta$")
+        ax_factor.set_ylabel("factor per step")
+        ax_factor.set_title("growth factor of each eigen-direction")
+        ax_factor.legend(loc="upper left", fontsize=9)
+
+        status.value = (
+            f"<b>S = lambda_max = {S:.2f}, 2/S = {2 / S:.4f}.</b> eta = {eta_v:.3f} is "
+            + ("<span style='color:green'>below 2/S: the loss falls at every step.</span>" if stable else
+               "<span style='color:red'>above 2/S: the component along v1 grows by "
+               f"|1 - eta S| = {abs(1 - eta_v * S):.2f} per step, flipping sign each step.</span>")
+        )
+        view.refresh()
+
+    for w in controls.values():
+        w.observe(update, names="value")
+    box.controls, box.view, box.update = controls, view, update
+    update()
+    return box
+
+
+# -- lesson 2 ---------------------------------------------------------------------------
+REGION_WIDTH = {"gd": 3.0, "heavy_ball": 4.5, "nesterov": 4.5, "adam": 45.0}
+
+
+def momentum_demo(method: str = "heavy_ball", eta: float = 0.3, b: float = 0.5, lam1: float = 10.0,
+                  lam2: float = 1.0, start=(2.0, 2.5), steps: int = 60) -> widgets.VBox:
+    """One method on a 2-D quadratic: stability region, path and loss, with eta and b sliders.
+
+    For "adam" the frozen preconditioner is P = diag(A) and the points in the region are
+    eta times the eigenvalues of P^{-1} A (the preconditioned sharpness, Cohen et al. 2022).
+    """
+    validate.choice("method", method, METHODS)
+    validate.positive("eta", eta)
+    validate.momentum("b", b)
+    steps = validate.positive_int("steps", steps)
+    quad = rotated_quadratic(validate.positive("lam1", lam1), validate.positive("lam2", lam2))
+    start = np.array([validate.finite("start", v) for v in start])
+    precond = np.diag(quad.A).copy()
+    precond_eigs = np.sort(np.linalg.eigvals(quad.A / precond[:, None]).real)[::-1]
+    controls = {
+        "method": widgets.Dropdown(options=[(METHOD_LABELS[m], m) for m in METHODS], value=method,
+                                   description="method"),
+        "eta": _slider(eta, 0.005, 1.0, 0.005, r"step size \(\eta\)"),
+        "b": _slider(b, 0.0, 0.99, 0.01, r"momentum \(b\) (Adam: \(\beta_1\))", ".2f"),
+        "steps": widgets.IntSlider(value=steps, min=10, max=300, description="steps", continuous_update=False),
+    }
+    view = FigureView(1, 3, figsize=(15, 5))
+    status = widgets.HTML()
+    box = widgets.VBox([
+        widgets.HBox([controls["method"], controls["steps"]]),
+        widgets.HBox([controls["eta"], controls["b"]]),
+        status, view.image,
+    ])
+    cache = {}
+
+    def region(method_v, width):
+        key = (method_v, round(width, 6))
+        if key not in cache:
+            cache.clear()
+            hs = np.linspace(0.0, width, 241)
+            bs = np.linspace(0.0, 0.99, 100)
+            H, B = np.meshgrid(hs, bs)
+            cache[key] = (hs, bs, spectral_radius(method_v, H, B))
+        return cache[key]
+
+    def update(*_):
+        method_v, eta_v, b_v = controls["method"].value, controls["eta"].value, controls["b"].value
+        lams = precond_eigs if method_v == "adam" else quad.eigenvalues
+        h1 = eta_v * lams[0]
+        width = max(REGION_WIDTH[method_v], 1.15 * h1)
+        hs, bs, rho = region(method_v, width)
+        traj = run(quad, method_v, eta_v, start, steps=controls["steps"].value, b=b_v,
+                   precond=precond if method_v == "adam" else None)
+        box.result = traj
+        for ax in view.axes:
+            ax.clear()
+        ax_region, ax_path, ax_loss = view.axes
+        color = COLORS[method_v]
+
+        ax_region.imshow(np.minimum(rho, 1.5), origin="lower", aspect="auto", extent=(0, width, 0, 0.99),
+                         cmap="viridis", vmin=0.0, vmax=1.5)
+        ax_region.contour(hs, bs, rho, levels=[1.0], colors="white", linewidths=2)
+        b_line = np.linspace(0.0, 0.99, 100)
+        closed = [thresholds.threshold(method_v, 1.0, float(v)) for v in b_line]
+        ax_region.plot(closed, b_line, "--", color="red", linewidth=1.5, label="closed form")
+        ax_region.plot(eta_v * lams, [b_v, b_v], "o", color="white", markeredgecolor="black", markersize=9)
+        ax_region.plot([h1], [b_v], "o", color=color, markeredgecolor="black", markersize=9,
+                       label=r"$(\eta\lambda_1, b)$")
+        ax_region.set_xlim(0, width)
+        ax_region.set_ylim(0, 0.99)
+        ax_region.set_xlabel(r"$\eta\lambda$" + (r" ($\lambda$ of $P^{-1}A$)" if method_v == "adam" else ""))
+        ax_region.set_ylabel(r"momentum $b$" if method_v != "adam" else r"$\beta_1$")
+        ax_region.set_title("spectral radius (white line: 1)")
+        ax_region.legend(loc="upper right", fontsize=9, framealpha=0.9)
+
+        radius_now = float(spectral_radius(method_v, h1, b_v))
+        limit = thresholds.threshold(method_v, eta_v, b_v)
+        _contour_panel(ax_path, quad, traj.theta, 1.3 * max(1.0, float(np.max(np.abs(start)))), color,
+                       f"{METHOD_LABELS[method_v]} path")
+        _loss_panel(ax_loss, traj.loss, int(traj.diverged_at), color, METHOD_LABELS[method_v])
+        ax_loss.set_title(f"loss (spectral radius {radius_now:.3f})")
+        sharp_name = "preconditioned sharpness S_P" if method_v == "adam" else "sharpness S"
+        verdict = ("<span style='color:green'>stable</span>" if lams[0] < limit
+                   else "<span style='color:red'>unstable: diverges</span>")
+        status.value = (f"<b>{METHOD_LABELS[method_v]}</b>, eta = {eta_v:.3f}, b = {b_v:.2f}: "
+                        f"{sharp_name} = {lams[0]:.2f}, threshold = {limit:.2f} &rarr; {verdict}")
+        view.refresh()
+
+    for w in controls.values():
+        w.observe(update, names="value")
+    box.controls, box.view, box.update = controls, view, update
+    update()
+    return box
