@@ -1,0 +1,573 @@
+"""The sharpness engine: Hessian-vector products, Lanczos, power iteration, sharpness.
+
+Everything works on *flat* vectors of length n = number of trainable parameters, on the
+model's device and in the model's dtype (float32 or float64). The loss is the full-batch
+training loss
+
+    L(theta) = sum_c (n_c / n) * loss_fn(f_theta(x_c), y_c),
+
+where the data are cut into chunks x_c of at most ``chunk_size`` examples (a "physical
+batch size": memory stays bounded however many examples there are) and ``loss_fn``
+returns the MEAN over the examples it is given. The sharpness is
+S(theta) = lambda_max(H(theta)), H = D^2 L (Cohen et al., ICLR 2021).
+
+How a product H v is computed (``method``, chosen by measurement with
+``benchmarks/sharpness.py``; fc-tanh 3072-200-200-10 on 5,000 CIFAR-10 images, CPU, cost in
+units of one gradient evaluation):
+
+* ``"retained"`` (the default when all data fit in one chunk, ``chunk_size=None``): the
+  graph of grad L is built once, with ``create_graph=True``, and each product is one
+  reverse pass through that retained graph (reverse-over-reverse). The forward pass and
+  the first backward pass are paid once per operator, not once per product: about 1
+  gradient per product. This is the fast path for Lanczos, which asks for many products
+  at the same theta.
+* ``"reverse"`` (the default with several chunks, and for the one-off ``hvp``): each
+  product recomputes every chunk, reverse-over-reverse (``torch.autograd.grad`` with
+  ``create_graph=True``, then the gradient of grad L . v); memory is that of one chunk.
+  About 2.2 gradients per product.
+* ``"forward"``: forward-over-reverse, ``torch.func.jvp`` of ``torch.func.grad`` through
+  ``torch.func.functional_call``. It measured slower here (about 3.5 gradients per
+  product on CPU), so it is not the default; it is kept as an independent check.
+
+Eigen-solvers:
+
+* ``lanczos``: Lanczos with full reorthogonalisation, top-k LARGEST ALGEBRAIC eigenvalues,
+  warm start from a block of earlier eigenvectors, stopping when every wanted Ritz pair has
+  ||H x - lambda x|| <= tol |lambda|, under a cap on products. Vectors stay on the device;
+  only the tridiagonal scalars travel to the host.
+* ``power_iteration``: the baseline (as in PyHessian), same stopping rule; it finds the
+  eigenvalue of largest MAGNITUDE.
+* ``dense_hessian``: the full n x n matrix, for tiny models (tests, lessons).
+
+Adaptive methods: ``preconditioned_sharpness`` is lambda_max(P^{-1/2} H P^{-1/2}) for a
+diagonal preconditioner P (Cohen et al., "Adaptive gradient methods at the edge of
+stability", 2022). For Adam with bias-corrected second moment v_hat at step t,
+P = (1 - beta1^t) (sqrt(v_hat) + eps); for RMSProp, P = sqrt(v) + eps. Frozen-P Adam
+diverges once this exceeds (2 + 2 beta1) / ((1 - beta1) eta) (``eosteach.thresholds.adam``).
+
+Self-stabilization: ``sharpness_gradient`` is grad S(theta) = D^3 L(theta)[u, u] for a
+simple top eigenvalue with unit eigenvector u (Damian, Nichani & Lee, 2022).
+
+A caveat on modules: the model is called as it is (train or eval mode); dropout or
+batch-norm in train mode make the "Hessian" random or stateful, so evaluate those in
+``model.eval()``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.func import functional_call, grad, jvp
+
+from . import validate
+
+__all__ = [
+    "EigResult",
+    "HessianOperator",
+    "dense_hessian",
+    "flat_grad",
+    "flat_params",
+    "hvp",
+    "lanczos",
+    "power_iteration",
+    "preconditioned_sharpness",
+    "set_flat_params",
+    "sharpness",
+    "sharpness_gradient",
+]
+
+
+# --------------------------------------------------------------------------- parameters
+
+
+def _named_params(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
+    """The trainable parameters, in ``model.named_parameters()`` order (frozen ones are
+    not coordinates of theta)."""
+    return [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+
+
+def flat_params(model: nn.Module) -> torch.Tensor:
+    """theta as one detached vector of shape (n,), a copy."""
+    return torch.cat([p.detach().reshape(-1) for _, p in _named_params(model)])
+
+
+def set_flat_params(model: nn.Module, theta: torch.Tensor) -> None:
+    """Copy the flat vector ``theta`` (n,) into the model's trainable parameters, in place."""
+    params = [p for _, p in _named_params(model)]
+    n = sum(p.numel() for p in params)
+    if theta.ndim != 1 or theta.numel() != n:
+        raise ValueError(f"theta must be a flat vector of shape ({n},), got {tuple(theta.shape)}")
+    with torch.no_grad():
+        offset = 0
+        for p in params:
+            p.copy_(theta[offset : offset + p.numel()].view_as(p))
+            offset += p.numel()
+
+
+def _unflatten(v: torch.Tensor, params) -> tuple[torch.Tensor, ...]:
+    """Views of the flat ``v`` shaped like each parameter."""
+    out, offset = [], 0
+    for p in params:
+        out.append(v[offset : offset + p.numel()].view_as(p))
+        offset += p.numel()
+    return tuple(out)
+
+
+def _flatten(parts, params) -> torch.Tensor:
+    """Concatenate per-parameter tensors (None = zero, for parameters the loss ignores)."""
+    return torch.cat(
+        [(torch.zeros_like(p) if g is None else g).reshape(-1) for g, p in zip(parts, params)]
+    )
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _check_model(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
+    named = _named_params(model)
+    if not named:
+        raise ValueError("model must have at least one parameter with requires_grad=True")
+    for name, p in named:
+        if not torch.isfinite(p).all():
+            raise ValueError(f"model parameters must be finite, but {name!r} holds NaN or inf")
+    return named
+
+
+def _check_data(x, y) -> int:
+    if not isinstance(x, torch.Tensor) or x.ndim == 0 or x.shape[0] == 0:
+        raise ValueError("x must be a tensor holding at least one example (shape (m, ...) with m >= 1)")
+    if not isinstance(y, torch.Tensor) or y.ndim == 0 or y.shape[0] != x.shape[0]:
+        got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+        raise ValueError(f"y must be a tensor with one row per example ({x.shape[0]}), got {got}")
+    return int(x.shape[0])
+
+
+def _chunks(m: int, chunk_size):
+    """(start, stop) of each chunk; ``chunk_size=None`` means all m examples at once."""
+    size = m if chunk_size is None else validate.positive_int("chunk_size", chunk_size)
+    return [(i, min(i + size, m)) for i in range(0, m, size)]
+
+
+def _check_vector(name: str, v, n: int, like: torch.Tensor) -> torch.Tensor:
+    if not isinstance(v, torch.Tensor) or v.shape != (n,):
+        got = tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
+        raise ValueError(f"{name} must be a tensor of shape ({n},), got {got}")
+    return v.to(device=like.device, dtype=like.dtype)
+
+
+# --------------------------------------------------------------------------- gradient and products
+
+
+def flat_grad(model: nn.Module, loss_fn, x, y, *, chunk_size=None):
+    """The full-batch loss L(theta) (0-dim tensor) and its gradient as a flat vector (n,)."""
+    named = _check_model(model)
+    m = _check_data(x, y)
+    params = [p for _, p in named]
+    loss_total = torch.zeros((), dtype=params[0].dtype, device=params[0].device)
+    g_total = torch.zeros(sum(p.numel() for p in params), dtype=params[0].dtype, device=params[0].device)
+    for a, b in _chunks(m, chunk_size):
+        loss = loss_fn(model(x[a:b]), y[a:b]) * ((b - a) / m)
+        parts = torch.autograd.grad(loss, params, allow_unused=True)
+        loss_total += loss.detach()
+        g_total += _flatten(parts, params)
+    return loss_total, g_total
+
+
+def _chunk_hvp_forward_over_reverse(model, loss_fn, names, params, xc, yc, v_parts):
+    """H_c v for one chunk: jvp of the gradient (forward-over-reverse), no graph kept."""
+
+    def loss_of(*theta):
+        return loss_fn(functional_call(model, dict(zip(names, theta)), (xc,)), yc)
+
+    _, hv = jvp(grad(loss_of, argnums=tuple(range(len(params)))), tuple(params), tuple(v_parts))
+    return hv
+
+
+def _grad_graph(model, loss_fn, params, xc, yc, weight):
+    """The entries of weight * grad loss_c as a differentiable graph: (index, tensor) pairs.
+    Entries that do not depend on theta (a zero block of H) are left out."""
+    loss = loss_fn(model(xc), yc) * weight
+    grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
+    return [(i, g) for i, g in enumerate(grads) if g is not None and g.requires_grad]
+
+
+def _graph_hvp(graph, params, v_parts, retain_graph):
+    """H v = grad(grad L . v) through a graph built by ``_grad_graph``; parts, None = 0."""
+    if not graph:
+        return [None] * len(params)
+    return torch.autograd.grad(
+        [g for _, g in graph],
+        params,
+        grad_outputs=[v_parts[i] for i, _ in graph],
+        retain_graph=retain_graph,
+        allow_unused=True,
+    )
+
+
+HVP_METHODS = ("auto", "retained", "reverse", "forward")
+
+
+class HessianOperator:
+    """The Hessian of the full-batch loss at the current parameters, as a linear operator.
+
+    ``op.matvec(v)`` (or ``op(v)``) returns H v (n,) for a flat v of shape (n,); ``op.n`` is
+    the number of parameters; ``op.n_products`` counts the products answered so far.
+
+    ``method`` (see the module docstring): "auto" = "retained" when the data form one
+    chunk, else "reverse"; "retained" keeps the graph of every chunk (memory of the whole
+    batch); "reverse" and "forward" recompute each chunk at every product. A retained
+    graph is a snapshot: if the parameters are changed in place, it is rebuilt at the
+    next product.
+    """
+
+    def __init__(self, model: nn.Module, loss_fn, x, y, *, chunk_size=None, method="auto"):
+        named = _check_model(model)
+        self.m = _check_data(x, y)
+        validate.choice("method", method, HVP_METHODS)
+        self.model, self.loss_fn, self.x, self.y = model, loss_fn, x, y
+        self.names = [name for name, _ in named]
+        self.params = [p for _, p in named]
+        self.n = sum(p.numel() for p in self.params)
+        self.dtype, self.device = self.params[0].dtype, self.params[0].device
+        self.chunks = _chunks(self.m, chunk_size)
+        if method == "auto":
+            method = "retained" if len(self.chunks) == 1 else "reverse"
+        self.method = method
+        self.n_products = 0
+        self._graphs = None
+        self._versions = None
+
+    def _retained_graphs(self):
+        versions = [p._version for p in self.params]
+        if self._graphs is None or self._versions != versions:
+            self._graphs = [
+                _grad_graph(self.model, self.loss_fn, self.params, self.x[a:b], self.y[a:b], (b - a) / self.m)
+                for a, b in self.chunks
+            ]
+            self._versions = versions
+        return self._graphs
+
+    def matvec(self, v: torch.Tensor) -> torch.Tensor:
+        v = _check_vector("v", v, self.n, self.params[0])
+        v_parts = _unflatten(v, self.params)
+        self.n_products += 1
+        out = torch.zeros_like(v)
+        if self.method == "retained":
+            for graph in self._retained_graphs():
+                out += _flatten(_graph_hvp(graph, self.params, v_parts, retain_graph=True), self.params)
+            return out
+        for a, b in self.chunks:
+            xc, yc, weight = self.x[a:b], self.y[a:b], (b - a) / self.m
+            if self.method == "forward":
+                parts = _chunk_hvp_forward_over_reverse(
+                    self.model, self.loss_fn, self.names, self.params, xc, yc, v_parts
+                )
+                out += _flatten(parts, self.params).detach() * weight
+            else:
+                graph = _grad_graph(self.model, self.loss_fn, self.params, xc, yc, weight)
+                out += _flatten(_graph_hvp(graph, self.params, v_parts, retain_graph=False), self.params)
+        return out
+
+    __call__ = matvec
+
+    def release(self) -> None:
+        """Free the retained graphs (rebuilt if another product is asked for)."""
+        self._graphs = None
+
+
+def hvp(model: nn.Module, loss_fn, x, y, v, *, chunk_size=None, method="reverse") -> torch.Tensor:
+    """One Hessian-vector product H(theta) v of the full-batch loss, shape (n,).
+
+    Reverse-over-reverse on each chunk, summed with weights n_c / n. For many products at
+    the same theta use ``HessianOperator``, which retains the graph and is faster per product.
+    """
+    return HessianOperator(model, loss_fn, x, y, chunk_size=chunk_size, method=method).matvec(v)
+
+
+def dense_hessian(model: nn.Module, loss_fn, x, y, *, chunk_size=None) -> torch.Tensor:
+    """The full Hessian (n, n), one column per product with a basis vector. Tiny models
+    only: n products and n^2 numbers."""
+    op = HessianOperator(model, loss_fn, x, y, chunk_size=chunk_size)
+    eye = torch.eye(op.n, dtype=op.dtype, device=op.device)
+    h = torch.stack([op.matvec(eye[i]) for i in range(op.n)], dim=1)
+    return 0.5 * (h + h.T)  # symmetric up to rounding; make it exactly so for eigvalsh
+
+
+# --------------------------------------------------------------------------- eigen-solvers
+
+
+@dataclass
+class EigResult:
+    """Result of an eigen-solver.
+
+    eigenvalues  (k,) descending; eigenvectors (n, k), unit columns, same device/dtype as
+    the products; n_products: operator products used; converged: whether every wanted
+    pair met ||H x - lambda x|| <= tol |lambda| before the cap; residuals (k,): those
+    residual norms (Lanczos: the estimate |beta_m s_m|, exact in exact arithmetic).
+    """
+
+    eigenvalues: torch.Tensor
+    eigenvectors: torch.Tensor
+    n_products: int
+    converged: bool
+    residuals: torch.Tensor
+
+    @property
+    def top(self) -> float:
+        """The largest eigenvalue, as a float."""
+        return float(self.eigenvalues[0])
+
+
+def _solver_setup(n, v0, device, dtype):
+    n = validate.positive_int("n", n)
+    if v0 is not None:
+        if not isinstance(v0, torch.Tensor) or v0.shape[0] != n or v0.ndim not in (1, 2):
+            got = tuple(v0.shape) if isinstance(v0, torch.Tensor) else type(v0).__name__
+            raise ValueError(f"v0 must be a tensor of shape ({n},) or ({n}, j), got {got}")
+        device = v0.device if device is None else device
+        dtype = v0.dtype if dtype is None else dtype
+    device = torch.device("cpu") if device is None else torch.device(device)
+    dtype = torch.float32 if dtype is None else dtype
+    return n, device, dtype
+
+
+def _random_unit(n, device, dtype, generator, against=None):
+    """A random unit vector, orthogonal to the rows of ``against`` when given."""
+    q = torch.randn(n, generator=generator, dtype=dtype, device="cpu").to(device)
+    if against is not None and against.shape[0]:
+        for _ in range(2):
+            q -= against.T @ (against @ q)
+    return q / q.norm()
+
+
+def _start_vector(v0, n, device, dtype, generator):
+    """The Krylov seed. A block of earlier eigenvectors (n, j) is seeded by the sum of its
+    unit columns: after j steps the Krylov space then holds (nearly) all of them, so the
+    wanted pairs converge in a few more steps. Sum, not mean of signs: eigenvector signs
+    are arbitrary and any combination with no zero weight works."""
+    if v0 is None:
+        return _random_unit(n, device, dtype, generator)
+    block = v0.to(device=device, dtype=dtype).reshape(n, -1)
+    if not torch.isfinite(block).all():
+        raise ValueError("v0 must be finite")
+    norms = block.norm(dim=0)
+    block = block[:, norms > 0] / norms[norms > 0]
+    q = block.sum(dim=1)
+    if q.norm() <= 1e-8 * math.sqrt(max(block.shape[1], 1)):
+        return _random_unit(n, device, dtype, generator)
+    return q / q.norm()
+
+
+def lanczos(
+    matvec,
+    n: int,
+    k: int = 1,
+    *,
+    v0=None,
+    tol: float = 1e-3,
+    max_products: int = 100,
+    device=None,
+    dtype=None,
+    seed: int = 0,
+) -> EigResult:
+    """Top-k largest algebraic eigenpairs of a symmetric operator by Lanczos with full
+    reorthogonalisation (Golub & Van Loan, "Matrix Computations", ch. 10).
+
+    matvec: v (n,) -> A v (n,). v0: None (random start, ``seed``), a vector (n,) or a block
+    (n, j) of earlier eigenvectors (warm start). Stops as soon as each of the top k Ritz
+    pairs (theta_i, x_i) has ||A x_i - theta_i x_i|| <= tol |theta_i| (the residual is read
+    off the tridiagonal matrix, |beta_m s_{m,i}|, at no extra product), or after
+    ``max_products`` products. If the Krylov space becomes invariant before that, it
+    continues from a random vector orthogonal to it, so a repeated eigenvalue is not
+    missed by the start vector.
+    """
+    n, device, dtype = _solver_setup(n, v0, device, dtype)
+    k = validate.positive_int("k", k)
+    if k > n:
+        raise ValueError(f"k must be an integer between 1 and n={n} (the operator size), got {k}")
+    tol = validate.positive("tol", tol)
+    max_products = validate.positive_int("max_products", max_products)
+    generator = torch.Generator().manual_seed(int(seed))
+    steps_max = min(max(max_products, k), n)
+
+    basis = torch.empty(min(steps_max, 32), n, dtype=dtype, device=device)  # rows q_0, q_1, ...
+    alphas, betas = [], []  # float64 on the host: the tridiagonal matrix T
+    q = _start_vector(v0, n, device, dtype, generator)
+    converged, m = False, 0
+    ritz = s = None
+    while m < steps_max:
+        if m == basis.shape[0]:  # grow the basis buffer geometrically
+            basis = torch.cat([basis, torch.empty_like(basis[: min(m, steps_max - m)])])
+        basis[m] = q
+        w = matvec(q)
+        if w.shape != (n,):
+            raise ValueError(f"matvec must return a vector of shape ({n},), got {tuple(w.shape)}")
+        w = w.to(dtype)
+        alpha = torch.dot(q, w)
+        w = w - alpha * q
+        if m > 0:
+            w = w - betas[-1] * basis[m - 1]
+        # Full reorthogonalisation, twice ("twice is enough", Parlett): keeps the Ritz
+        # vectors orthogonal, so no spurious copies of converged eigenvalues appear.
+        q_block = basis[: m + 1]
+        for _ in range(2):
+            w = w - q_block.T @ (q_block @ w)
+        beta = float(w.norm())
+        alphas.append(float(alpha))
+        m += 1
+
+        t = torch.diag(torch.tensor(alphas, dtype=torch.float64))
+        if m > 1:
+            off = torch.tensor(betas, dtype=torch.float64)
+            t += torch.diag(off, 1) + torch.diag(off, -1)
+        ritz, s = torch.linalg.eigh(t)  # ascending
+        ritz, s = ritz.flip(0), s.flip(1)
+        scale = max(abs(a) for a in alphas) + (max(betas) if betas else 0.0)
+        invariant = beta <= 1e-10 * max(scale, 1e-300) or not math.isfinite(beta)
+        if m >= k:
+            residuals = beta * s[-1, :k].abs()
+            if bool((residuals <= tol * ritz[:k].abs()).all()) and not (invariant and m < n and m < steps_max):
+                converged = True
+                break
+        if m == steps_max:
+            break
+        if invariant:  # an exact invariant subspace: restart orthogonally, T decouples
+            betas.append(0.0)
+            q = _random_unit(n, device, dtype, generator, basis[:m])
+        else:
+            betas.append(beta)
+            q = w / beta
+
+    kk = min(k, m)
+    residuals = (beta * s[-1, :kk].abs()).to(dtype=dtype)
+    vectors = basis[:m].T @ s[:, :kk].to(device=device, dtype=dtype)
+    vectors = vectors / vectors.norm(dim=0)
+    return EigResult(
+        eigenvalues=ritz[:kk].to(device=device, dtype=dtype),
+        eigenvectors=vectors,
+        n_products=m,
+        converged=converged,
+        residuals=residuals.to(device),
+    )
+
+
+def power_iteration(
+    matvec,
+    n: int,
+    *,
+    v0=None,
+    tol: float = 1e-3,
+    max_products: int = 1000,
+    device=None,
+    dtype=None,
+    seed: int = 0,
+) -> EigResult:
+    """The eigenvalue of LARGEST MAGNITUDE by power iteration: v <- A v / ||A v||, with the
+    Rayleigh quotient lambda = v.A v, stopped by the same rule as ``lanczos``
+    (||A v - lambda v|| <= tol |lambda|). One product per iteration. The baseline: its
+    error shrinks like (lambda_2 / lambda_1)^(2 iterations), slow when the top two are close.
+    """
+    n, device, dtype = _solver_setup(n, v0, device, dtype)
+    tol = validate.positive("tol", tol)
+    max_products = validate.positive_int("max_products", max_products)
+    generator = torch.Generator().manual_seed(int(seed))
+    v = _start_vector(v0, n, device, dtype, generator)
+    converged, lam, residual = False, torch.zeros((), dtype=dtype, device=device), torch.tensor(math.inf)
+    for used in range(1, max_products + 1):
+        w = matvec(v).to(dtype)
+        lam = torch.dot(v, w)
+        residual = (w - lam * v).norm()
+        if float(residual) <= tol * abs(float(lam)):
+            converged = True
+            break
+        w_norm = w.norm()
+        if float(w_norm) == 0.0:  # v is in the null space: lambda = 0 is exact for it
+            break
+        v = w / w_norm
+    return EigResult(
+        eigenvalues=lam.reshape(1),
+        eigenvectors=v.reshape(n, 1),
+        n_products=used,
+        converged=converged,
+        residuals=residual.reshape(1).to(device=device, dtype=dtype),
+    )
+
+
+# --------------------------------------------------------------------------- sharpness
+
+
+def sharpness(
+    model: nn.Module, loss_fn, x, y, *, k=1, v0=None, tol=1e-3, max_products=100, chunk_size=None, seed=0
+) -> EigResult:
+    """The top-k Hessian eigenvalues of the full-batch loss (S(theta) = result.top) and
+    their eigenvectors, by ``lanczos`` over a ``HessianOperator``. Pass the previous
+    result's ``eigenvectors`` as ``v0`` along a training run: it saves most products."""
+    op = HessianOperator(model, loss_fn, x, y, chunk_size=chunk_size)
+    k = validate.positive_int("k", k)
+    if k > op.n:
+        raise ValueError(f"k must be an integer between 1 and n={op.n} (the number of parameters), got {k}")
+    return lanczos(
+        op.matvec, op.n, k, v0=v0, tol=tol, max_products=max_products, device=op.device, dtype=op.dtype, seed=seed
+    )
+
+
+def _check_precond(precond, n, like) -> torch.Tensor:
+    p = _check_vector("precond", precond, n, like)
+    if not torch.isfinite(p).all() or not bool((p > 0).all()):
+        raise ValueError("precond must hold the diagonal of P: finite numbers > 0")
+    return p
+
+
+def preconditioned_sharpness(
+    model: nn.Module, loss_fn, x, y, precond, *, k=1, v0=None, tol=1e-3, max_products=100, chunk_size=None, seed=0
+) -> EigResult:
+    """lambda_max(P^{-1/2} H P^{-1/2}) for the diagonal preconditioner P = diag(precond),
+    precond of shape (n,) with entries > 0 (Cohen et al., "Adaptive gradient methods at the
+    edge of stability", 2022). It equals the top eigenvalue of P^{-1} H (a similar matrix),
+    the curvature that preconditioned GD theta <- theta - eta P^{-1} grad L actually sees.
+    Eigenvectors are those of the symmetric P^{-1/2} H P^{-1/2}."""
+    op = HessianOperator(model, loss_fn, x, y, chunk_size=chunk_size)
+    d = _check_precond(precond, op.n, op.params[0]).rsqrt()
+    k = validate.positive_int("k", k)
+    if k > op.n:
+        raise ValueError(f"k must be an integer between 1 and n={op.n} (the number of parameters), got {k}")
+    return lanczos(
+        lambda v: d * op.matvec(d * v),
+        op.n,
+        k,
+        v0=v0,
+        tol=tol,
+        max_products=max_products,
+        device=op.device,
+        dtype=op.dtype,
+        seed=seed,
+    )
+
+
+def sharpness_gradient(model: nn.Module, loss_fn, x, y, u, *, chunk_size=None) -> torch.Tensor:
+    """grad S(theta) = D^3 L(theta)[u, u], shape (n,), for a simple top eigenvalue with unit
+    eigenvector u (n,): by first-order perturbation theory dS = u^T dH u, so grad S is the
+    gradient of theta -> u^T H(theta) u with u held fixed. Computed by three reverse passes
+    per chunk (autograd): grad L, then u.H u = grad(grad L . u) . u, then its gradient."""
+    named = _check_model(model)
+    m = _check_data(x, y)
+    params = [p for _, p in named]
+    n = sum(p.numel() for p in params)
+    u = _check_vector("u", u, n, params[0])
+    u_parts = _unflatten(u, params)
+    out = torch.zeros_like(u)
+    for a, b in _chunks(m, chunk_size):
+        loss = loss_fn(model(x[a:b]), y[a:b]) * ((b - a) / m)
+        g = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
+        g_dot_u = sum((gi * ui).sum() for gi, ui in zip(g, u_parts) if gi is not None and gi.requires_grad)
+        if not isinstance(g_dot_u, torch.Tensor) or not g_dot_u.requires_grad:
+            continue  # H does not depend on this chunk through theta: zero third derivative
+        hu = torch.autograd.grad(g_dot_u, params, create_graph=True, allow_unused=True)
+        u_h_u = sum((hi * ui).sum() for hi, ui in zip(hu, u_parts) if hi is not None and hi.requires_grad)
+        if not isinstance(u_h_u, torch.Tensor) or not u_h_u.requires_grad:
+            continue  # H constant in theta (e.g. a linear model with MSE)
+        out += _flatten(torch.autograd.grad(u_h_u, params, allow_unused=True), params)
+    return out

@@ -1,0 +1,297 @@
+"""Tests of the sharpness engine against independent computations: the Hessian built by
+``torch.autograd.functional.hessian`` of a flat-parameter function, ``torch.linalg.eigvalsh``,
+and central finite differences."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from eosteach import hessian
+
+F64 = torch.float64
+
+
+def mse(output, target):
+    return 0.5 * ((output - target) ** 2).sum(dim=1).mean()
+
+
+def tiny_net(seed=0, dtype=F64, sizes=(4, 6, 3)):
+    torch.manual_seed(seed)
+    layers = []
+    for i in range(len(sizes) - 1):
+        layers += [nn.Linear(sizes[i], sizes[i + 1]), nn.Tanh()]
+    return nn.Sequential(*layers[:-1]).to(dtype)
+
+
+def tiny_data(m=24, d=4, c=3, seed=1, dtype=F64):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(m, d, generator=g, dtype=dtype)
+    y = nn.functional.one_hot(torch.randint(0, c, (m,), generator=g), c).to(dtype)
+    return x, y
+
+
+def reference_hessian(model, loss_fn, x, y):
+    """Independent: autograd.functional.hessian of theta -> L(theta), theta flat."""
+    named = list(model.named_parameters())
+    names, shapes = [n for n, _ in named], [p.shape for _, p in named]
+    sizes = [p.numel() for _, p in named]
+
+    def loss_of(theta):
+        parts = [t.view(s) for t, s in zip(torch.split(theta, sizes), shapes)]
+        return loss_fn(functional_call(model, dict(zip(names, parts)), (x,)), y)
+
+    theta = torch.cat([p.detach().reshape(-1) for _, p in named])
+    return torch.autograd.functional.hessian(loss_of, theta)
+
+
+class Quadratic(nn.Module):
+    """A "model" whose loss is exactly 1/2 theta^T A theta: a controlled spectrum."""
+
+    def __init__(self, eigenvalues, seed=0):
+        super().__init__()
+        n = len(eigenvalues)
+        g = torch.Generator().manual_seed(seed)
+        q, _ = torch.linalg.qr(torch.randn(n, n, generator=g, dtype=F64))
+        self.register_buffer("a", q @ torch.diag(torch.tensor(eigenvalues, dtype=F64)) @ q.T)
+        self.theta = nn.Parameter(torch.randn(n, generator=g, dtype=F64))
+
+    def forward(self, x):  # one output per example, all equal to the quadratic
+        return (0.5 * self.theta @ self.a @ self.theta).expand(x.shape[0], 1)
+
+
+def mean_output(output, target):
+    return output.mean()
+
+
+def rel(a, b):
+    return float((a - b).norm() / b.norm())
+
+
+# --------------------------------------------------------------------------- products
+
+
+@pytest.mark.parametrize("method", ["retained", "reverse", "forward"])
+@pytest.mark.parametrize("chunk_size", [None, 5])
+def test_hvp_matches_dense_hessian_float64(method, chunk_size):
+    model, (x, y) = tiny_net(), tiny_data()
+    h = reference_hessian(model, mse, x, y)
+    v = torch.randn(h.shape[0], generator=torch.Generator().manual_seed(3), dtype=F64)
+    op = hessian.HessianOperator(model, mse, x, y, chunk_size=chunk_size, method=method)
+    assert rel(op.matvec(v), h @ v) < 1e-8
+    assert rel(op(2 * v), 2 * h @ v) < 1e-8
+    assert op.n == h.shape[0] and op.n_products == 2
+    assert rel(hessian.hvp(model, mse, x, y, v, chunk_size=chunk_size), h @ v) < 1e-8
+
+
+def test_dense_hessian_matches_reference():
+    model, (x, y) = tiny_net(), tiny_data()
+    h = hessian.dense_hessian(model, mse, x, y)
+    assert rel(h, reference_hessian(model, mse, x, y)) < 1e-10
+    assert torch.equal(h, h.T)
+
+
+def test_retained_graph_follows_in_place_parameter_changes():
+    model, (x, y) = tiny_net(), tiny_data()
+    op = hessian.HessianOperator(model, mse, x, y)
+    v = torch.ones(op.n, dtype=F64)
+    op.matvec(v)
+    theta = hessian.flat_params(model)
+    hessian.set_flat_params(model, theta + 0.3)
+    assert torch.equal(hessian.flat_params(model), theta + 0.3)
+    assert rel(op.matvec(v), reference_hessian(model, mse, x, y) @ v) < 1e-8
+
+
+def test_flat_grad_matches_autograd_and_chunks():
+    model, (x, y) = tiny_net(), tiny_data()
+    loss, g = hessian.flat_grad(model, mse, x, y)
+    model.zero_grad()
+    ref_loss = mse(model(x), y)
+    ref_loss.backward()
+    ref = torch.cat([p.grad.reshape(-1) for p in model.parameters()])
+    assert math.isclose(float(loss), float(ref_loss.detach()), rel_tol=1e-12)
+    assert rel(g, ref) < 1e-12
+    loss7, g7 = hessian.flat_grad(model, mse, x, y, chunk_size=7)
+    assert math.isclose(float(loss7), float(ref_loss.detach()), rel_tol=1e-12) and rel(g7, ref) < 1e-12
+
+
+# --------------------------------------------------------------------------- eigen-solvers
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_lanczos_top3_matches_eigvalsh_on_tiny_nets(seed):
+    model, (x, y) = tiny_net(seed, sizes=(4, 7, 5, 3)), tiny_data(seed=seed)
+    h = reference_hessian(model, mse, x, y)
+    exact = torch.linalg.eigvalsh(h).flip(0)[:3]
+    res = hessian.sharpness(model, mse, x, y, k=3, tol=1e-10, max_products=h.shape[0])
+    assert res.converged
+    assert rel(res.eigenvalues, exact) < 1e-6
+    assert res.eigenvectors.shape == (h.shape[0], 3)
+    # each column is an eigenvector of the independent Hessian
+    for i in range(3):
+        u = res.eigenvectors[:, i]
+        assert float((h @ u - exact[i] * u).norm()) < 1e-6 * float(exact[0])
+
+
+def test_lanczos_resolves_near_degenerate_top_pair():
+    spectrum = [5.0, 5.0 * (1 - 1e-5), 4.0, 1.0, 0.5, -0.2] + [0.1 * i for i in range(10)]
+    model = Quadratic(spectrum)
+    x = torch.zeros(3, 1, dtype=F64)
+    y = torch.zeros(3, 1, dtype=F64)
+    res = hessian.sharpness(model, mean_output, x, y, k=3, tol=1e-10, max_products=len(spectrum))
+    exact = torch.linalg.eigvalsh(model.a).flip(0)[:3]
+    assert rel(res.eigenvalues, exact) < 1e-6
+    assert float(res.eigenvalues[0] - res.eigenvalues[1]) > 0  # two values, not one twice
+
+
+def test_lanczos_finds_largest_algebraic_not_largest_magnitude():
+    spectrum = [-9.0, 3.0, 2.5, 1.0, 0.3, -1.0, 0.0, 0.7]
+    model = Quadratic(spectrum, seed=2)
+    x = y = torch.zeros(2, 1, dtype=F64)
+    res = hessian.sharpness(model, mean_output, x, y, k=3, tol=1e-10, max_products=len(spectrum))
+    assert torch.allclose(res.eigenvalues, torch.tensor([3.0, 2.5, 1.0], dtype=F64), rtol=1e-6)
+    # power iteration, by contrast, is drawn to the largest magnitude
+    op = hessian.HessianOperator(model, mean_output, x, y)
+    power = hessian.power_iteration(op.matvec, op.n, dtype=F64, tol=1e-8)
+    assert power.converged and math.isclose(power.top, -9.0, rel_tol=1e-6)
+
+
+def test_lanczos_exact_repeated_eigenvalue_is_not_missed():
+    model = Quadratic([5.0, 5.0, 3.0, 1.0, 0.0], seed=4)
+    x = y = torch.zeros(2, 1, dtype=F64)
+    res = hessian.sharpness(model, mean_output, x, y, k=2, tol=1e-10, max_products=5)
+    assert torch.allclose(res.eigenvalues, torch.tensor([5.0, 5.0], dtype=F64), rtol=1e-8)
+
+
+def test_power_iteration_stopping_rule_and_cap():
+    model, (x, y) = tiny_net(sizes=(4, 8, 3)), tiny_data()
+    h = reference_hessian(model, mse, x, y)
+    op = hessian.HessianOperator(model, mse, x, y)
+    res = hessian.power_iteration(op.matvec, op.n, dtype=F64, tol=1e-6, max_products=5000)
+    assert res.converged
+    u = res.eigenvectors[:, 0]
+    assert float((h @ u - res.top * u).norm()) <= 1e-6 * abs(res.top) * (1 + 1e-6)
+    assert math.isclose(res.top, float(torch.linalg.eigvalsh(h)[-1]), rel_tol=1e-8)
+    capped = hessian.power_iteration(op.matvec, op.n, dtype=F64, tol=1e-12, max_products=3)
+    assert not capped.converged and capped.n_products == 3
+
+
+def test_lanczos_residual_rule_and_product_cap():
+    model, (x, y) = tiny_net(sizes=(4, 8, 3)), tiny_data()
+    h = reference_hessian(model, mse, x, y)
+    op = hessian.HessianOperator(model, mse, x, y)
+    res = hessian.lanczos(op.matvec, op.n, 2, tol=1e-4, max_products=op.n, dtype=F64)
+    assert res.converged and res.n_products == op.n_products < op.n
+    for i in range(2):
+        u, lam = res.eigenvectors[:, i], float(res.eigenvalues[i])
+        true_residual = float((h @ u - lam * u).norm())
+        assert true_residual <= 1e-4 * abs(lam) * 1.01
+        assert math.isclose(true_residual, float(res.residuals[i]), rel_tol=1e-3, abs_tol=1e-12)
+    capped = hessian.lanczos(op.matvec, op.n, 1, tol=1e-14, max_products=3, dtype=F64)
+    assert not capped.converged and capped.n_products == 3
+
+
+def test_float32_matches_float64():
+    model64, (x, y) = tiny_net(sizes=(4, 8, 3)), tiny_data()
+    model32 = tiny_net(sizes=(4, 8, 3)).float()
+    r64 = hessian.sharpness(model64, mse, x, y, tol=1e-8)
+    r32 = hessian.sharpness(model32, mse, x.float(), y.float(), tol=1e-5)
+    assert r32.eigenvalues.dtype == torch.float32 and r32.eigenvectors.dtype == torch.float32
+    assert math.isclose(r32.top, r64.top, rel_tol=1e-4)
+
+
+def test_chunked_sharpness_equals_one_chunk():
+    model, (x, y) = tiny_net(sizes=(4, 8, 3)), tiny_data()
+    whole = hessian.sharpness(model, mse, x, y, k=2, tol=1e-9)
+    chunked = hessian.sharpness(model, mse, x, y, k=2, tol=1e-9, chunk_size=5)
+    assert torch.allclose(whole.eigenvalues, chunked.eigenvalues, rtol=1e-8)
+
+
+def test_preconditioned_sharpness_matches_dense():
+    model, (x, y) = tiny_net(sizes=(4, 7, 3)), tiny_data()
+    h = reference_hessian(model, mse, x, y)
+    precond = torch.rand(h.shape[0], generator=torch.Generator().manual_seed(5), dtype=F64) * 10 + 0.1
+    d = precond.rsqrt()
+    exact = torch.linalg.eigvalsh(d[:, None] * h * d[None, :]).flip(0)[:2]
+    res = hessian.preconditioned_sharpness(model, mse, x, y, precond, k=2, tol=1e-10, max_products=h.shape[0])
+    assert rel(res.eigenvalues, exact) < 1e-6
+    # and it is the top eigenvalue of P^{-1} H, the matrix preconditioned GD sees
+    ev = torch.linalg.eigvals(h / precond[:, None]).real.max()
+    assert math.isclose(res.top, float(ev), rel_tol=1e-6)
+
+
+def test_sharpness_gradient_matches_central_differences():
+    model, (x, y) = tiny_net(sizes=(3, 5, 2), seed=3), tiny_data(d=3, c=2, seed=4)
+    h = reference_hessian(model, mse, x, y)
+    evals, evecs = torch.linalg.eigh(h)
+    assert float(evals[-1] - evals[-2]) > 1e-3 * float(evals[-1])  # simple top eigenvalue
+    grad_s = hessian.sharpness_gradient(model, mse, x, y, evecs[:, -1])
+    chunked = hessian.sharpness_gradient(model, mse, x, y, -evecs[:, -1], chunk_size=7)
+    assert rel(chunked, grad_s) < 1e-10  # sign of u does not matter; chunks add up
+    theta = hessian.flat_params(model)
+    g = torch.Generator().manual_seed(9)
+    eps = 1e-4
+    for _ in range(3):
+        d = torch.randn(theta.shape, generator=g, dtype=F64)
+        d /= d.norm()
+        s = []
+        for sign in (1, -1):
+            hessian.set_flat_params(model, theta + sign * eps * d)
+            s.append(float(torch.linalg.eigvalsh(reference_hessian(model, mse, x, y))[-1]))
+        hessian.set_flat_params(model, theta)
+        fd = (s[0] - s[1]) / (2 * eps)
+        assert math.isclose(float(grad_s @ d), fd, rel_tol=1e-5, abs_tol=1e-7)
+
+
+def test_warm_start_uses_fewer_products_along_nearby_parameters():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(20, 30), nn.Tanh(), nn.Linear(30, 30), nn.Tanh(), nn.Linear(30, 5)).double()
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(100, 20, generator=g, dtype=F64)
+    y = nn.functional.one_hot(torch.randint(0, 5, (100,), generator=g), 5).to(F64)
+    previous = hessian.sharpness(model, mse, x, y, tol=1e-3)
+    cold_total = warm_total = 0
+    for step in range(4):  # GD steps, as between two sharpness measurements of a run
+        _, grad = hessian.flat_grad(model, mse, x, y)
+        hessian.set_flat_params(model, hessian.flat_params(model) - 0.05 * grad)
+        cold = hessian.sharpness(model, mse, x, y, tol=1e-3, seed=step + 1)
+        warm = hessian.sharpness(model, mse, x, y, tol=1e-3, v0=previous.eigenvectors)
+        assert cold.converged and warm.converged
+        assert math.isclose(warm.top, cold.top, rel_tol=1e-5)
+        assert warm.n_products < cold.n_products
+        cold_total += cold.n_products
+        warm_total += warm.n_products
+        previous = warm
+    assert warm_total <= 0.6 * cold_total, (warm_total, cold_total)
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def test_bad_input_raises_clear_value_errors():
+    model, (x, y) = tiny_net(), tiny_data()
+    n = hessian.flat_params(model).numel()
+    with pytest.raises(ValueError, match="k must be an integer >= 1"):
+        hessian.sharpness(model, mse, x, y, k=0)
+    with pytest.raises(ValueError, match=f"k must be an integer between 1 and n={n}"):
+        hessian.sharpness(model, mse, x, y, k=n + 1)
+    with pytest.raises(ValueError, match="k must be an integer between 1 and n=3"):
+        hessian.lanczos(lambda v: v, 3, 4)
+    with pytest.raises(ValueError, match="x must be a tensor holding at least one example"):
+        hessian.sharpness(model, mse, x[:0], y[:0])
+    with pytest.raises(ValueError, match="y must be a tensor with one row per example"):
+        hessian.hvp(model, mse, x, y[:3], torch.zeros(n, dtype=F64))
+    with pytest.raises(ValueError, match="v must be a tensor of shape"):
+        hessian.hvp(model, mse, x, y, torch.zeros(n + 1, dtype=F64))
+    with pytest.raises(ValueError, match="tol must be a finite number > 0"):
+        hessian.sharpness(model, mse, x, y, tol=0)
+    with pytest.raises(ValueError, match="precond must hold the diagonal of P"):
+        hessian.preconditioned_sharpness(model, mse, x, y, -torch.ones(n, dtype=F64))
+    with pytest.raises(ValueError, match="method must be one of"):
+        hessian.HessianOperator(model, mse, x, y, method="magic")
+    with torch.no_grad():
+        model[0].weight[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="model parameters must be finite.*'0.weight'"):
+        hessian.sharpness(model, mse, x, y)
