@@ -230,11 +230,15 @@ def lab(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(lab):
+    """One Chromium and one browser context for the module: the pages share the HTTP cache,
+    so JupyterLab's bundles are parsed from cache after the first lesson."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True)
-        yield b
+        context = b.new_context(viewport={"width": 1400, "height": 1000})
+        yield context
+        context.close()
         b.close()
 
 
@@ -357,9 +361,13 @@ class LessonPage:
         raise AssertionError(f"{self.name}: moving sliders {tried} with ArrowRight changed no output beside them")
 
 
-def drive(browser, lab: LabServer, name: str) -> dict:
+JS_WIDGET_PLUGINS = """() => window.jupyterapp.listPlugins()
+  .filter(id => id.startsWith('@jupyter-widgets/'))
+  .map(id => [id, window.jupyterapp.isPluginActivated(id)])"""
+
+
+def drive(context, lab: LabServer, name: str) -> dict:
     """Open ``name``, run all cells, move a slider; return what was seen."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     console_errors = []
     page.on("pageerror", lambda exc: console_errors.append(str(exc)))
@@ -367,9 +375,12 @@ def drive(browser, lab: LabServer, name: str) -> dict:
     t0 = time.time()
     try:
         lesson.open()
+        t_open = time.time()
         lesson.run_all()
         result = {
-            "run_s": time.time() - t0,
+            "open_s": t_open - t0,
+            "run_s": time.time() - t_open,
+            "widget_plugins": dict(page.evaluate(JS_WIDGET_PLUGINS)),
             "problems": lesson.problems(),
             "unexecuted": lesson.unexecuted_cells(),
             "n_cells": len(page.evaluate(JS_PROMPTS)),
@@ -383,7 +394,7 @@ def drive(browser, lab: LabServer, name: str) -> dict:
         lesson.shot("failure")
         raise
     finally:
-        context.close()
+        page.close()
         lab.shutdown_kernels()
 
 
@@ -397,6 +408,10 @@ def test_harness_sees_a_moved_slider(browser, lab):
     seen = drive(browser, lab, SELFTEST_WIDGET)
     assert seen["problems"] == [] and seen["unexecuted"] == 0, seen
     assert seen["slider_shot"] is not None and seen["slider_shot"].is_file()
+    # ipywidgets 8's JupyterLab 4 front end (jupyterlab_widgets) is loaded and active in the page.
+    plugins = seen["widget_plugins"]
+    assert plugins.get("@jupyter-widgets/jupyterlab-manager:plugin") is True, plugins
+    assert any(k.endswith("controls-2.0.0") and v for k, v in plugins.items()), plugins
 
 
 @pytest.mark.browser
@@ -416,7 +431,10 @@ def _has_widgets(path: Path) -> bool:
 @pytest.mark.parametrize("lesson", LESSONS, ids=[p.stem for p in LESSONS])
 def test_lesson_runs_in_jupyterlab(browser, lab, lesson):
     seen = drive(browser, lab, lesson.name)
-    print(f"{lesson.name}: {seen['n_cells']} code cells, run all {seen['run_s']:.1f} s, total {seen['total_s']:.1f} s")
+    print(
+        f"{lesson.name}: {seen['n_cells']} code cells; open + kernel idle {seen['open_s']:.1f} s, "
+        f"run all {seen['run_s']:.1f} s, total {seen['total_s']:.1f} s"
+    )
     assert not seen["problems"], f"{lesson.name}: error or unrendered widget output in the page:\n" + "\n---\n".join(
         seen["problems"]
     )
