@@ -1,0 +1,199 @@
+"""Training runs: records, stop rules, resume bit for bit, cache reuse, atomic run folders."""
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from eosteach import files, hessian, losses, models, runs
+
+TINY = dict(data="synthetic", n_train=48, width=8, depth=2, device="cpu", lr=0.1, steps=30, eig_every=5)
+
+
+def tiny(**changes):
+    return runs.RunConfig(**{**TINY, **changes})
+
+
+def assert_same_metrics(a, b):
+    assert sorted(a) == sorted(b)
+    for key in a:
+        assert np.array_equal(a[key], b[key], equal_nan=True), key
+
+
+def test_records_shapes_and_meaning():
+    run = runs.train(tiny(test_every=10, eig_k=2), progress=False)
+    m = run.metrics
+    assert run.status == "finished"
+    assert np.array_equal(m["step"], np.arange(30))
+    assert np.array_equal(m["eig_step"], np.arange(0, 30, 5))
+    assert np.array_equal(m["test_step"], [0, 10, 20])
+    assert m["eigenvalues"].shape == (6, 2) and np.all(m["eigenvalues"][:, 0] >= m["eigenvalues"][:, 1])
+    assert np.array_equal(m["sharpness"], m["eigenvalues"][:, 0])
+    assert np.allclose(m["threshold"], 2 / 0.1) and np.allclose(m["time"], 0.1 * np.arange(30))
+    assert m["distance"][0] == 0 and np.all(np.diff(m["distance"]) > 0)
+    assert np.all((0 <= m["accuracy"]) & (m["accuracy"] <= 1)) and m["loss"][-1] < m["loss"][0]
+    assert run.final_params().shape == (hessian.flat_params(run.model()).numel(),)
+    assert run.info["synthetic"] is True and run.info["device"] == "cpu"
+
+
+def test_tracked_values_against_independent_computations():
+    """Sharpness at step 10 against scipy's eigsh (the reference method of Cohen et al.) at
+    theta_10, the final parameters of the same run stopped after 10 steps; loss and distance
+    recomputed from those parameters."""
+    from scipy.sparse.linalg import LinearOperator, eigsh
+
+    long = runs.train(tiny(steps=20, eig_every=10, dtype="float64"), progress=False)
+    short = runs.train(tiny(steps=10, eig_every=10, dtype="float64"), progress=False)
+    assert np.array_equal(long.metrics["loss"][:10], short.metrics["loss"])
+    net = short.model()
+    data = runs._load_data(short.config, torch.device("cpu"))
+    x, y = data.x_train, data.y_train
+    params = list(net.parameters())
+
+    def hv(v):
+        v = torch.from_numpy(np.asarray(v, dtype=np.float64).reshape(-1))
+        g = torch.autograd.grad(losses.mse(net(x), y), params, create_graph=True)
+        flat = torch.cat([t.reshape(-1) for t in g])
+        h = torch.autograd.grad(flat @ v, params)
+        return torch.cat([t.reshape(-1) for t in h]).numpy()
+
+    n = short.final_params().numel()
+    top = eigsh(LinearOperator((n, n), matvec=hv, dtype=np.float64), k=1, which="LA", tol=1e-10)[0][0]
+    assert long.metrics["sharpness"][1] == pytest.approx(top, rel=2e-3)
+    with torch.no_grad():
+        assert long.metrics["loss"][10] == pytest.approx(float(losses.mse(net(x), y)), rel=1e-12)
+    init = models.make_model("fc-tanh", width=8, depth=2, seed=0, dtype=torch.float64)
+    theta0 = hessian.flat_params(init)
+    assert long.metrics["distance"][1] == pytest.approx(float((short.final_params() - theta0).norm()), rel=1e-12)
+
+
+@pytest.mark.parametrize("changes", [
+    dict(opt="sgd", batch_size=20, momentum=0.5, test_every=7),
+    dict(opt="adam", lr=0.01, momentum=0.9, eig_k=2),
+    dict(opt="flow", lr=0.5),
+], ids=["sgd", "adam", "flow"])
+def test_resume_reproduces_the_uninterrupted_run_bit_for_bit(tmp_path, changes):
+    config = tiny(checkpoint_every=10, **changes)
+    straight = runs.train(config, out=tmp_path / "a", progress=False)
+
+    def interrupt(info):
+        if info["step"] == 24:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        runs.train(config, out=tmp_path / "b", progress=False, callback=interrupt)
+    stopped = runs.load_run(tmp_path / "b")
+    assert stopped.status == "interrupted" and len(stopped.metrics["step"]) == 25  # steps 0..24 recorded
+    resumed = runs.resume(tmp_path / "b", progress=False)
+    assert resumed.status == "finished"
+    assert_same_metrics(straight.metrics, resumed.metrics)
+    assert torch.equal(straight.final_params(), resumed.final_params())
+    assert_same_metrics(runs.load_run(tmp_path / "b").metrics, straight.metrics)
+
+
+def test_tracking_does_not_perturb_the_trajectory():
+    config = tiny(opt="sgd", batch_size=16, momentum=0.9)
+    tracked = runs.train(config, progress=False)
+    bare = runs.train(tiny(opt="sgd", batch_size=16, momentum=0.9, eig_every=None), progress=False)
+    assert len(tracked.metrics["sharpness"]) == 6 and len(bare.metrics["sharpness"]) == 0
+    assert np.array_equal(tracked.metrics["loss"], bare.metrics["loss"])
+    assert torch.equal(tracked.final_params(), bare.final_params())
+
+
+def test_huge_step_diverges_cleanly_and_keeps_the_records(tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        run = runs.train(tiny(lr=1e4, steps=200), out=tmp_path, progress=False)
+    m = run.metrics
+    assert run.status == "diverged"
+    stop = run.info["stop_step"]
+    assert 0 < stop < 200 and np.array_equal(m["step"], np.arange(stop))
+    assert np.all(np.isfinite(m["loss"])) and np.all(np.isfinite(m["sharpness"]))
+    assert json.loads((tmp_path / "run.json").read_text())["status"] == "diverged"
+    assert_same_metrics(runs.load_run(tmp_path).metrics, m)
+
+
+def test_goals_stop_the_run():
+    run = runs.train(tiny(loss_goal=0.05, steps=500, eig_every=None), progress=False)
+    loss = run.metrics["loss"]
+    assert run.status == "goal_reached" and loss[-1] <= 0.05 and np.all(loss[:-1] > 0.05)
+    run = runs.train(tiny(acc_goal=1.0, steps=500, eig_every=None), progress=False)
+    assert run.status == "goal_reached" and run.metrics["accuracy"][-1] == 1.0
+
+
+def test_lr_drop_changes_eta_and_threshold():
+    run = runs.train(tiny(lr_drop_step=15, lr_drop_factor=0.25), progress=False)
+    m = run.metrics
+    assert np.allclose(m["lr"], np.where(np.arange(30) < 15, 0.1, 0.025))
+    assert np.allclose(m["threshold"], np.where(m["eig_step"] < 15, 20.0, 80.0))
+
+
+def test_adaptive_runs_record_the_preconditioned_sharpness():
+    run = runs.train(tiny(opt="rmsprop", lr=0.001, beta2=0.99), progress=False)
+    pre = run.metrics["preconditioned_sharpness"]
+    assert np.isnan(pre[0]) and np.all(np.isfinite(pre[1:])) and np.all(pre[1:] > run.metrics["sharpness"][1:])
+    assert np.allclose(run.metrics["threshold"], 2 / 0.001)
+
+
+def test_cached_run_reuses_a_finished_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("EOSTEACH_RUNS", str(tmp_path))
+    config = tiny()
+    first = runs.cached_run(config, progress=False)
+    assert first.path.parent == tmp_path and (first.path / "final.pt").is_file()
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a cached run must not train again")
+
+    monkeypatch.setattr(runs, "_Trainer", no_training)
+    again = runs.cached_run(runs.RunConfig(**TINY), progress=False)
+    assert again.path == first.path and again.status == "finished"
+    assert_same_metrics(first.metrics, again.metrics)
+    assert torch.equal(again.final_params(), first.final_params())
+    seen = []
+    runs.cached_run(config, progress=False, callback=seen.append)
+    assert [info["step"] for info in seen] == list(range(30)) and "sharpness" in seen[0]
+    with pytest.raises(AssertionError, match="must not train"):
+        runs.cached_run(tiny(seed=1), progress=False)
+    assert runs.cache_path(tiny(seed=1)) != first.path
+
+
+def test_run_folder_is_written_atomically(tmp_path, monkeypatch):
+    written = []
+    original = files.atomic_write_bytes
+
+    def spy(path, data):
+        written.append(path.name)
+        return original(path, data)
+
+    monkeypatch.setattr(files, "atomic_write_bytes", spy)
+    run = runs.train(tiny(checkpoint_every=10), out=tmp_path, progress=False)
+    names = {p.name for p in tmp_path.iterdir()}
+    assert names == {"run.json", "metrics.npz", "final.pt", "checkpoint.pt"}
+    assert names <= set(written)  # every file went through eosteach.files
+    info = json.loads((tmp_path / "run.json").read_text())
+    assert info["config"] == run.config.to_dict() and info["status"] == "finished"
+    for key in ("eosteach_version", "torch_version", "device", "seed", "wall_time_s"):
+        assert key in info
+    assert runs.load_run(tmp_path).config == run.config
+
+
+def test_bad_settings_name_the_parameter():
+    for changes, message in [
+        (dict(arch="resnet"), "arch must be one of"),
+        (dict(data="mnist"), "data must be one of"),
+        (dict(opt="lbfgs"), "opt must be one of"),
+        (dict(lr=0), "lr must be"),
+        (dict(opt="heavy_ball", momentum=1.0), "momentum must lie in"),
+        (dict(momentum=0.5), "momentum must be 0 for opt='gd'"),
+        (dict(opt="sgd"), "batch_size"),
+        (dict(steps=0), "steps must be"),
+        (dict(dtype="float16"), "dtype must be one of"),
+        (dict(acc_goal=2.0), "acc_goal"),
+        (dict(opt="flow", eig_every=None), "eig_every"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            tiny(**changes)
+    with pytest.raises(FileNotFoundError):
+        runs.load_run("/nonexistent/run")
