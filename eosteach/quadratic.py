@@ -311,37 +311,38 @@ def growth_rate(quadratic: Quadratic, method: str, eta, *, b=0.0, precond=None, 
     return np.exp(log_growth / window)
 
 
-def bisect_threshold(quadratic: Quadratic, method: str, b=0.0, *, precond=None, rtol: float = 1e-9,
-                     points: int = 32, steps: int | None = None) -> np.ndarray:
+def bisect_threshold(quadratic: Quadratic, method: str, b=0.0, *, precond=None, rtol: float = 1e-8,
+                     points: int = 128, steps: int | None = None) -> np.ndarray:
     """The step size eta* at which ``method`` starts to diverge, found on simulated runs.
 
-    Multi-section search (``points`` trial step sizes per round, all simulated at once by
-    ``growth_rate``) on the bracket [0.05, 20] x 2 / sharpness, until the bracket is
-    narrower than ``rtol`` relative. ``b`` may be an array: one eta* per entry.
-    Compare eta* * sharpness (or preconditioned sharpness for "adam") with
+    Multi-section search: ``points`` trial step sizes per round, all simulated at once by
+    ``growth_rate``. The first round spreads them geometrically over [1e-2, 1e4] / sharpness;
+    each later round spreads them evenly over the bracket left by the previous one, until
+    it is narrower than ``rtol`` relative. ``b`` may be an array: one eta* per entry.
+    Compare eta* * sharpness (preconditioned sharpness for "adam") with
     ``thresholds.threshold(method, 1.0, b)``.
     """
     b = _check_method_b(method, b)
     validate.positive("rtol", rtol)
     points = validate.positive_int("points", points, minimum=2)
     s = preconditioned_sharpness(quadratic, precond) if method == "adam" and precond is not None else quadratic.sharpness
-    lo = np.full(b.shape, 0.1 / s)
-    hi = np.full(b.shape, 40.0 / s)
-    if method == "adam":
-        hi = hi / (1.0 - b)
-    fractions = np.linspace(0.0, 1.0, points + 2)[1:-1]
-    while np.any(hi - lo > rtol * lo):
-        trial = lo[..., None] + (hi - lo)[..., None] * fractions  # (..., points)
-        grows = growth_rate(quadratic, method, trial, b=b[..., None], precond=precond, steps=steps) > 1.0
-        # Stable below eta*, unstable above it: the first unstable trial bounds eta* from above.
-        first = np.argmax(grows, axis=-1)
-        any_grows = grows.any(axis=-1)
-        new_hi = np.where(any_grows, np.take_along_axis(trial, first[..., None], -1)[..., 0], hi)
-        new_lo = np.where(any_grows & (first > 0),
-                          np.take_along_axis(trial, np.maximum(first - 1, 0)[..., None], -1)[..., 0],
-                          np.where(any_grows, lo, trial[..., -1]))
-        lo, hi = new_lo, new_hi
-    return 0.5 * (lo + hi)
+    if s <= 0:
+        raise ValueError("the quadratic has no positive curvature: every step size is stable")
+    if b.ndim:  # one search per momentum: each gets the burn-in its own b needs
+        return np.array([bisect_threshold(quadratic, method, float(v), precond=precond, rtol=rtol,
+                                          points=points, steps=steps) for v in b.ravel()]).reshape(b.shape)
+    trial = np.geomspace(1e-2, 1e4, points) / s
+    while True:
+        grows = growth_rate(quadratic, method, trial, b=b, precond=precond, steps=steps) > 1.0
+        if not np.all(grows[..., -1]) or np.any(grows[..., 0]):
+            raise ArithmeticError("no divergence boundary inside the searched range")  # pragma: no cover
+        # Stable below eta*, unstable above: the first unstable trial and the one before it.
+        first = np.argmax(grows, axis=-1)[..., None]
+        hi = np.take_along_axis(trial, first, -1)[..., 0]
+        lo = np.take_along_axis(trial, first - 1, -1)[..., 0]
+        if hi - lo <= rtol * lo:
+            return float(0.5 * (lo + hi))
+        trial = lo[..., None] + (hi - lo)[..., None] * np.linspace(0.0, 1.0, points)
 
 
 # -- the linear iteration of one eigen-direction ----------------------------------------

@@ -10,8 +10,8 @@
   (eta lambda_i, b) points, the path, and the loss.
 
 Each builder returns an ``ipywidgets.VBox`` with ``.controls`` (name -> widget), ``.view``
-(the ``FigureView``), ``.update()`` and ``.result`` (the last ``Trajectory``), so that tests
-can drive it without a browser.
+(the ``FigureView``), ``.update()``, ``.set(**values)`` (several controls, one redraw) and
+``.result`` (the last ``Trajectory``), so that tests can drive it without a browser.
 """
 
 from __future__ import annotations
@@ -89,6 +89,25 @@ def _loss_panel(ax, loss: np.ndarray, diverged_at: int, color: str, label: str):
     ax.set_ylabel(r"loss $L(\theta^{(k)})$")
 
 
+def _finish(box, controls, view, update, held):
+    """Wire the controls and expose what tests and lessons drive: controls, view, update, set."""
+
+    def set_values(**values):
+        """Move several controls at once with a single redraw."""
+        held.append(True)
+        try:
+            for name, value in values.items():
+                controls[name].value = value
+        finally:
+            held.pop()
+        update()
+
+    for w in controls.values():
+        w.observe(update, names="value")
+    box.controls, box.view, box.update, box.set = controls, view, update, set_values
+    update()
+
+
 # -- lesson 1 ---------------------------------------------------------------------------
 def descent_demo(eta: float = 0.15, lam1: float = 10.0, lam2: float = 1.0, start=(2.0, 2.5),
                  steps: int = 30) -> widgets.VBox:
@@ -115,7 +134,11 @@ def descent_demo(eta: float = 0.15, lam1: float = 10.0, lam2: float = 1.0, start
         status, view.image,
     ])
 
+    held = []
+
     def update(*_):
+        if held:
+            return
         eta_v, l1, l2 = controls["eta"].value, controls["lam1"].value, controls["lam2"].value
         quad = rotated_quadratic(l1, l2)
         S = quad.sharpness
@@ -177,10 +200,7 @@ def descent_demo(eta: float = 0.15, lam1: float = 10.0, lam2: float = 1.0, start
         )
         view.refresh()
 
-    for w in controls.values():
-        w.observe(update, names="value")
-    box.controls, box.view, box.update = controls, view, update
-    update()
+    _finish(box, controls, view, update, held)
     return box
 
 
@@ -229,7 +249,11 @@ def momentum_demo(method: str = "heavy_ball", eta: float = 0.3, b: float = 0.5, 
             cache[key] = (hs, bs, spectral_radius(method_v, H, B))
         return cache[key]
 
+    held = []
+
     def update(*_):
+        if held:
+            return
         method_v, eta_v, b_v = controls["method"].value, controls["eta"].value, controls["b"].value
         lams = precond_eigs if method_v == "adam" else quad.eigenvalues
         h1 = eta_v * lams[0]
@@ -272,8 +296,5 @@ def momentum_demo(method: str = "heavy_ball", eta: float = 0.3, b: float = 0.5, 
                         f"{sharp_name} = {lams[0]:.2f}, threshold = {limit:.2f} &rarr; {verdict}")
         view.refresh()
 
-    for w in controls.values():
-        w.observe(update, names="value")
-    box.controls, box.view, box.update = controls, view, update
-    update()
+    _finish(box, controls, view, update, held)
     return box

@@ -1,0 +1,70 @@
+"""The lesson 1-2 widgets, built headless and driven through their extremes.
+
+pyproject turns RuntimeWarnings into errors; here every warning is one.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from eosteach.widgets.quadratic import descent_demo, momentum_demo
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(autouse=True)
+def warnings_are_errors():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        yield
+
+
+def test_descent_demo_extremes_and_in_place_updates():
+    w = descent_demo(steps=20)
+    image, figure = w.view.image, w.view.figure
+    first = w.view.png
+    assert first[:8] == PNG
+    c = w.controls
+    # Corners of the slider box, each one drawn.
+    for values in [dict(eta=c["eta"].max, lam1=c["lam1"].max, lam2=c["lam2"].min, x0=c["x0"].max),
+                   dict(eta=c["eta"].min, lam1=c["lam1"].min, lam2=c["lam2"].max, x0=c["x0"].min,
+                        steps=c["steps"].max),
+                   dict(x0=0.0, y0=0.0, steps=c["steps"].min)]:
+        w.set(**values)
+        assert w.view.png[:8] == PNG
+    assert w.view.image is image and w.view.figure is figure  # updated in place
+    assert w.view.png != first
+
+
+def test_descent_demo_unstable_run_oscillates_along_top_eigenvector():
+    w = descent_demo(eta=0.21, lam1=10.0, lam2=1.0, steps=30)
+    from eosteach.widgets.quadratic import rotated_quadratic
+    v1 = rotated_quadratic(10.0, 1.0).eigenvectors[:, 0]
+    proj = w.result.theta @ v1
+    assert np.all(np.sign(proj[1:]) == -np.sign(proj[:-1]))
+    assert abs(proj[-1]) > abs(proj[0])
+    assert "above 2/S" in w.children[3].value
+
+
+def test_momentum_demo_every_method_at_extremes():
+    w = momentum_demo(steps=30)
+    assert w.view.png[:8] == PNG
+    c = w.controls
+    for method, eta, b in [("gd", c["eta"].max, 0.0), ("adam", c["eta"].max, c["b"].min),
+                           ("nesterov", c["eta"].min, c["b"].max), ("heavy_ball", c["eta"].max, c["b"].max)]:
+        w.set(method=method, eta=eta, b=b, steps=c["steps"].max if method == "adam" else 30)
+        assert w.view.png[:8] == PNG
+    assert w.result.diverged  # heavy-ball at eta * lambda_1 = 10 > 2 + 2b
+    assert "diverges" in w.children[2].value
+    c["eta"].value = 0.05  # one slider move alone also redraws
+    assert not w.result.diverged
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="eta"):
+        descent_demo(eta=-1.0)
+    with pytest.raises(ValueError, match="method"):
+        momentum_demo(method="sgd")
+    with pytest.raises(ValueError, match=r"b must lie in \[0, 1\)"):
+        momentum_demo(b=1.0)
