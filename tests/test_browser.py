@@ -214,7 +214,10 @@ def lab(tmp_path_factory):
                 "(line,) = view.axes[0].plot(x, x)\nview.axes[0].set_ylim(0, 10)\n"
                 "slider = widgets.FloatSlider(value=1.0, min=0.0, max=10.0, step=0.5, description='slope')\n"
                 "def redraw(change=None):\n    line.set_ydata(slider.value * x)\n    view.refresh()\n"
-                "slider.observe(redraw, 'value')\nredraw()\nwidgets.VBox([slider, view.image])",
+                "slider.observe(redraw, 'value')\nredraw()\n"
+                # A first slider whose observer changes nothing: the harness must pass it over.
+                "dud = widgets.IntSlider(description='no effect')\ndud.observe(lambda change: None, 'value')\n"
+                "widgets.VBox([dud, slider, view.image])",
             ]
         ),
         root_dir / SELFTEST_WIDGET,
@@ -329,7 +332,9 @@ class LessonPage:
         PNG when it re-renders) and the text of its output/HTML widgets, not the slider's
         own read-out.
         """
-        handles = self.page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .widget-slider .noUi-handle")
+        handles = self.page.locator(
+            ".jp-NotebookPanel:not(.lm-mod-hidden) .widget-slider .noUi-target:not([disabled]) .noUi-handle"
+        ).filter(visible=True)  # not those in a closed accordion or tab
         count = handles.count()
         if count == 0:
             return None
@@ -340,27 +345,45 @@ class LessonPage:
                              .map(e => e.innerText);
           return JSON.stringify({imgs, texts});
         }"""
+        # Count the kernel's busy periods: a slider whose observer ran (busy, then idle)
+        # without changing the output is passed over at once instead of after a timeout.
+        self.page.evaluate(JS_COUNT_BUSY)
         tried = []
-        for i in range(min(count, 6)):
+        for i in range(min(count, 8)):
             handle = handles.nth(i)
             handle.scroll_into_view_if_needed()
             area = handle.locator("xpath=ancestor::div[contains(@class,'jp-OutputArea-output')][1]")
             before = handle.evaluate(signature_js)
-            if i == 0:
-                self.shot("slider_before", area)
+            self.shot("slider_before", area)
+            busy_before = self.page.evaluate("() => window.__eosteachBusy")
+            position = handle.get_attribute("aria-valuenow")
             handle.focus()
-            for _ in range(3):
-                self.page.keyboard.press("ArrowRight")
+            for key in ("ArrowRight", "ArrowLeft"):  # ArrowLeft when the slider sits at its maximum
+                for _ in range(3):
+                    self.page.keyboard.press(key)
+                if handle.get_attribute("aria-valuenow") != position:
+                    break
             deadline = time.time() + SLIDER_TIMEOUT_S
             while time.time() < deadline:
                 time.sleep(0.5)
-                if handle.evaluate(signature_js) != before and self.page.evaluate(JS_KERNEL_STATUS) == "idle":
+                idle = self.page.evaluate(JS_KERNEL_STATUS) == "idle"
+                if idle and handle.evaluate(signature_js) != before:
                     time.sleep(0.5)  # let the new image paint before the screenshot
                     return self.shot("slider_moved", area)
+                if idle and self.page.evaluate("() => window.__eosteachBusy") > busy_before:
+                    time.sleep(1.0)  # the observer ran; give the front end a moment to update
+                    if handle.evaluate(signature_js) != before:
+                        return self.shot("slider_moved", area)
+                    break
             tried.append(i)
-        raise AssertionError(f"{self.name}: moving sliders {tried} with ArrowRight changed no output beside them")
+        raise AssertionError(f"{self.name}: moving sliders {tried} with the keyboard changed no output beside them")
 
 
+JS_COUNT_BUSY = """() => {
+  const kernel = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
+  window.__eosteachBusy = 0;
+  kernel.statusChanged.connect((_, status) => { if (status === 'busy') window.__eosteachBusy += 1; });
+}"""
 JS_WIDGET_PLUGINS = """() => window.jupyterapp.listPlugins()
   .filter(id => id.startsWith('@jupyter-widgets/'))
   .map(id => [id, window.jupyterapp.isPluginActivated(id)])"""
