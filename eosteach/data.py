@@ -179,12 +179,15 @@ def _feature_stats(folder: str) -> tuple[np.ndarray, np.ndarray]:
     n = x.shape[0]
     total = x.sum(axis=0, dtype=np.int64)
     squares = np.zeros(x.shape[1], dtype=np.int64)
-    for start in range(0, n, 5000):  # chunks keep the int64 copy small
-        chunk = x[start:start + 5000].astype(np.int64)
-        squares += (chunk * chunk).sum(axis=0)
+    for start in range(0, n, 5000):  # 255^2 fits in uint16: small chunks, exact squares
+        chunk = x[start:start + 5000].astype(np.uint16)
+        chunk *= chunk
+        squares += chunk.sum(axis=0, dtype=np.int64)
     mean = total / n
-    var = (n * squares - total * total) / float(n) ** 2
-    return mean, np.sqrt(var)
+    std = np.sqrt((n * squares - total * total) / float(n) ** 2)
+    mean.setflags(write=False)
+    std.setflags(write=False)
+    return mean, std
 
 
 def read_cifar10(root=None, *, download: bool = True):
@@ -308,8 +311,8 @@ def load_cifar10(
     relabel = np.full(len(CLASSES), -1, dtype=np.int64)
     relabel[list(chosen)] = np.arange(len(chosen))
 
-    mean_t = torch.from_numpy(mean).to(device=device, dtype=dtype)
-    std_t = torch.from_numpy(std).to(device=device, dtype=dtype)
+    mean_t = torch.tensor(mean, device=device, dtype=dtype)
+    std_t = torch.tensor(std, device=device, dtype=dtype)
 
     def features(x: np.ndarray, idx: np.ndarray) -> torch.Tensor:
         # (x/255 - m/255) / (s/255) = (x - m) / s; the pixels travel as bytes, then are
@@ -449,7 +452,12 @@ def _extract(archive: Path, root: Path) -> None:
         missing = [n for n in REQUIRED_FILES if not (staging / n).is_file()]
         if missing:
             raise DownloadError(f"archive {archive.name} lacks {FOLDER}/{', '.join(missing)}")
-        os.replace(staging, root / FOLDER)
+        try:
+            os.replace(staging, root / FOLDER)
+        except OSError:
+            if not is_extracted(root):  # else another process finished first: use its copy
+                raise
+            shutil.rmtree(staging, ignore_errors=True)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -475,7 +483,7 @@ def _fetch(url: str, target, progress: bool, timeout: float) -> str:
     """
     from tqdm.auto import tqdm
 
-    digest = hashlib.md5()
+    digest = hashlib.md5(usedforsecurity=False)  # an integrity check, not security
     received = 0
     with urllib.request.urlopen(url, timeout=timeout) as response:
         length = response.headers.get("Content-Length")
