@@ -131,8 +131,17 @@ class Dataset:
 # --------------------------------------------------------------------------- reading
 
 
+def _data_root(root) -> Path:
+    """The folder that holds ``cifar-10-batches-bin/`` (``config.data_dir`` rules).
+
+    Pointing at ``cifar-10-batches-bin`` itself is understood as pointing at its parent.
+    """
+    root = config.data_dir(root)
+    return root.parent if root.name == FOLDER else root
+
+
 def _folder(root) -> Path:
-    return config.data_dir(root) / FOLDER
+    return _data_root(root) / FOLDER
 
 
 def is_extracted(root=None) -> bool:
@@ -196,7 +205,7 @@ def read_cifar10(root=None, *, download: bool = True):
     x_* are uint8 (N, 3072) in the binary file's (C, H, W) order, y_* int64 labels 0-9,
     read-only numpy arrays shared by every caller (copy before modifying).
     """
-    root = config.data_dir(root)
+    root = _data_root(root)
     if not is_extracted(root):
         if not download:
             raise FileNotFoundError(
@@ -294,6 +303,8 @@ def load_cifar10(
     Inputs: (n, 3072) of ``dtype`` on ``device``, standardised with the full training set.
     """
     validate.choice("loss", loss, LOSSES)
+    validate.choice("balanced", balanced, (False, True))
+    validate.choice("download", download, (True, False))
     if n_train is not None:
         n_train = validate.positive_int("n_train", n_train)
     if n_test is not None:
@@ -520,7 +531,7 @@ def download_cifar10(
     expected members are extracted, and a member with an absolute path, ``..``, or a link
     is refused. The archive itself is deleted after extraction.
     """
-    root = config.data_dir(root)
+    root = _data_root(root)
     if is_extracted(root):
         return root
     if (root / FOLDER).exists():

@@ -155,6 +155,12 @@ def test_dataset_to_dtype_and_repr(cifar_root):
     assert ce.y_train.dtype == torch.long  # labels stay integer
 
 
+def test_root_may_name_the_extracted_folder_itself(cifar_root):
+    via_parent = data.load_cifar10(10, n_test=5, root=cifar_root)
+    via_folder = data.load_cifar10(10, n_test=5, root=cifar_root / "cifar-10-batches-bin", download=False)
+    assert torch.equal(via_parent.x_train, via_folder.x_train)
+
+
 def test_repeated_loads_reuse_the_parsed_files(cifar_root):
     data.load_cifar10(10, n_test=5, root=cifar_root)
     hits = data._read_folder.cache_info().hits
@@ -174,6 +180,7 @@ def test_repeated_loads_reuse_the_parsed_files(cifar_root):
         ({"classes": ("cat",)}, "classes"),
         ({"dtype": torch.int64}, "dtype"),
         ({"device": "tpu"}, "device"),
+        ({"balanced": "yes"}, "balanced"),
     ],
 )
 def test_bad_settings_raise_value_error_naming_the_parameter(cifar_root, kwargs, parameter):
