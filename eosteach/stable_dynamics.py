@@ -1,0 +1,315 @@
+"""Self-stabilization on a real network: the quantities of Damian, Nichani & Lee (2022) at
+a reference point, the stable set M and its projection, the constrained trajectory, the
+predicted dynamics, and the central flow for one unstable eigenvalue (Cohen, Damian,
+Talwalkar, Kolter & Lee, 2024).
+
+At parameters theta (flat vector (n,)), with eta the step size:
+
+    u, S          top Hessian eigenpair (S = sharpness), by warm-started Lanczos
+    grad S        = D^3 L(theta)[u, u]                       (hessian.sharpness_gradient)
+    grad S_perp   = grad S - (u . grad S) u
+    alpha         = -grad L . grad S_perp     progressive-sharpening strength (> 0 at EoS)
+    beta          = ||grad S_perp||^2          self-stabilization strength
+    delta         = sqrt(2 alpha / beta)       the predicted size of the oscillation along u
+
+The stable set is M = {theta : S(theta) <= 2/eta and grad L(theta) . u(theta) = 0}.
+``project`` maps theta onto M by iterating one linearised step on the two constraints
+
+    S(theta + d) ~ S + grad S . d = 2/eta        (only when S > 2/eta)
+    u . grad L(theta + d) ~ u . grad L + S u . d = 0
+
+with d in span(grad S_perp, u): d = p grad S_perp + q u, q = -(u . grad L)/S (a Newton
+step along u, whose curvature is S), p = -(S - 2/eta + q u . grad S)/beta. The
+constrained trajectory (Damian et al., Section 5) is theta_{t+1} = proj_M(theta_t - eta grad L).
+
+The central flow with one unstable eigenvalue (Cohen et al. 2024, Section 3): while
+S < 2/eta it is gradient flow d theta/dt = -eta grad L (t counts gradient steps); once S
+reaches 2/eta it is
+
+    d theta/dt = -eta (grad L + sigma^2/2 grad S),  sigma^2 = -2 grad S . grad L / ||grad S||^2,
+
+i.e. -eta times grad L projected orthogonally to grad S, so that dS/dt = 0. sigma^2 is the
+predicted time average of x^2 (= delta^2 when grad L is orthogonal to u), and GD's
+time-averaged loss is predicted to be L(flow) + sigma^2 / eta (the oscillation of size
+sigma along a direction of curvature 2/eta adds (1/2)(2/eta) sigma^2).
+
+All functions work on a ``Landscape`` (model, loss_fn, x, y); thetas are flat tensors in
+the model's dtype. Use float64 for these computations: third derivatives and projections
+to 1e-6 are beyond float32.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from . import hessian, selfstab, validate
+
+
+class Landscape:
+    """The full-batch loss of ``model`` on (x, y) as a function of a flat theta (n,).
+
+    Every method first loads theta into the model (``hessian.set_flat_params``). ``tol`` and
+    ``max_products`` are the Lanczos settings of ``top_eigen``; the last eigenvector is kept
+    as the warm start of the next call, so a trajectory pays ~5-20 products per step.
+    """
+
+    def __init__(self, model, loss_fn, x, y, *, tol: float = 1e-7, max_products: int = 300):
+        self.model, self.loss_fn, self.x, self.y = model, loss_fn, x, y
+        self.tol = validate.positive("tol", tol)
+        self.max_products = validate.positive_int("max_products", max_products)
+        self._v0 = None
+        self.n_products = 0
+
+    @property
+    def theta(self) -> torch.Tensor:
+        return hessian.flat_params(self.model).detach().clone()
+
+    def _load(self, theta):
+        hessian.set_flat_params(self.model, theta)
+
+    def loss_grad(self, theta):
+        """(L(theta) as a float, grad L(theta) (n,))."""
+        self._load(theta)
+        loss, g = hessian.flat_grad(self.model, self.loss_fn, self.x, self.y)
+        return float(loss), g.detach()
+
+    def loss(self, theta) -> float:
+        self._load(theta)
+        with torch.no_grad():
+            return float(self.loss_fn(self.model(self.x), self.y))
+
+    def top_eigen(self, theta):
+        """(S, u): the top Hessian eigenvalue (float) and its unit eigenvector (n,)."""
+        self._load(theta)
+        r = hessian.sharpness(self.model, self.loss_fn, self.x, self.y, v0=self._v0, tol=self.tol,
+                              max_products=self.max_products)
+        self.n_products += r.n_products
+        u = r.eigenvectors[:, 0].detach()
+        if self._v0 is not None and float(u @ self._v0[:, 0]) < 0:
+            u = -u  # keep the sign continuous along a trajectory, so x = u . (theta - theta*) is readable
+        self._v0 = u[:, None]
+        return float(r.eigenvalues[0]), u
+
+    def sharpness_gradient(self, theta, u) -> torch.Tensor:
+        """grad S(theta) = D^3 L(theta)[u, u], shape (n,)."""
+        self._load(theta)
+        return hessian.sharpness_gradient(self.model, self.loss_fn, self.x, self.y, u).detach()
+
+
+@dataclass
+class LocalQuantities:
+    """Damian et al.'s quantities at one theta (see the module docstring). Vectors are (n,)
+    tensors; scalars are floats. ``threshold`` = 2/eta; ``u_dot_grad`` = u . grad L."""
+
+    loss: float
+    grad: torch.Tensor
+    S: float
+    u: torch.Tensor
+    grad_S: torch.Tensor
+    grad_S_perp: torch.Tensor
+    alpha: float
+    beta: float
+    threshold: float
+    u_dot_grad: float
+
+    @property
+    def delta(self) -> float:
+        """sqrt(2 alpha / beta); NaN when alpha <= 0 (no progressive sharpening here)."""
+        return math.sqrt(2 * self.alpha / self.beta) if self.alpha > 0 and self.beta > 0 else float("nan")
+
+    @property
+    def sigma2(self) -> float:
+        """Central-flow sigma^2 = -2 grad S . grad L / ||grad S||^2 (clipped at 0)."""
+        return max(0.0, -2.0 * float(self.grad_S @ self.grad) / float(self.grad_S @ self.grad_S))
+
+
+def local_quantities(land: Landscape, theta, eta) -> LocalQuantities:
+    """u, S, grad S, grad S_perp, alpha, beta (and delta) at theta for step size eta."""
+    eta = validate.positive("eta", eta)
+    loss, g = land.loss_grad(theta)
+    S, u = land.top_eigen(theta)
+    gS = land.sharpness_gradient(theta, u)
+    gS_perp = gS - (u @ gS) * u
+    return LocalQuantities(loss, g, S, u, gS, gS_perp, -float(g @ gS_perp), float(gS_perp @ gS_perp),
+                           2.0 / eta, float(u @ g))
+
+
+@dataclass
+class Projection:
+    """Result of ``project``: the projected theta, its LocalQuantities, the iterations used
+    and whether both tolerances were met."""
+
+    theta: torch.Tensor
+    quantities: LocalQuantities
+    iterations: int
+    converged: bool
+
+
+def project(land: Landscape, theta, eta, *, rtol_S: float = 1e-4, rtol_u: float = 1e-7,
+            max_iter: int = 20) -> Projection:
+    """proj_M(theta): iterate the linearised step (module docstring) until
+    S <= (1 + rtol_S) 2/eta (and S >= (1 - rtol_S) 2/eta if the S-constraint was active)
+    and |u . grad L| <= rtol_u ||grad L||."""
+    eta = validate.positive("eta", eta)
+    theta = theta.detach().clone()
+    threshold = 2.0 / eta
+    q = local_quantities(land, theta, eta)
+    for it in range(max_iter + 1):
+        gap = q.S - threshold
+        ok_S = gap <= rtol_S * threshold
+        ok_u = abs(q.u_dot_grad) <= rtol_u * float(q.grad.norm())
+        if ok_S and ok_u:
+            return Projection(theta, q, it, True)
+        if it == max_iter:
+            break
+        step_u = -q.u_dot_grad / q.S
+        step = step_u * q.u
+        if gap > 0:  # lower S to 2/eta along grad S_perp, correcting for the u-step's change of S
+            p = -(gap + step_u * float(q.u @ q.grad_S)) / q.beta
+            step = step + p * q.grad_S_perp
+        theta = theta + step
+        q = local_quantities(land, theta, eta)
+    return Projection(theta, q, max_iter, False)
+
+
+@dataclass
+class Trajectory:
+    """A trajectory sampled at every step t = 0..T (arrays of length T+1).
+
+    theta (T+1, n) float tensor; loss; sharpness (NaN where not measured); sigma2 and alpha,
+    beta (NaN where not measured); ``time`` in gradient steps (the flow's t is continuous)."""
+
+    time: np.ndarray
+    theta: torch.Tensor
+    loss: np.ndarray
+    sharpness: np.ndarray
+    alpha: np.ndarray = field(default=None)
+    beta: np.ndarray = field(default=None)
+    sigma2: np.ndarray = field(default=None)
+
+
+def _nan(n):
+    return np.full(n, np.nan)
+
+
+def gradient_descent(land: Landscape, theta0, eta, steps: int, *, eig_every: int = 1) -> Trajectory:
+    """Plain GD theta <- theta - eta grad L for ``steps`` steps, S measured every ``eig_every``."""
+    eta = validate.positive("eta", eta)
+    steps = validate.positive_int("steps", steps)
+    eig_every = validate.positive_int("eig_every", eig_every)
+    theta = theta0.detach().clone()
+    thetas, losses, sharp = [theta], _nan(steps + 1), _nan(steps + 1)
+    for t in range(steps + 1):
+        losses[t], g = land.loss_grad(theta)
+        if t % eig_every == 0 or t == steps:
+            sharp[t] = land.top_eigen(theta)[0]
+        if t < steps:
+            theta = theta - eta * g
+            thetas.append(theta)
+    return Trajectory(np.arange(steps + 1, dtype=float), torch.stack(thetas), losses, sharp)
+
+
+def constrained_trajectory(land: Landscape, theta0, eta, steps: int, **project_kw) -> Trajectory:
+    """theta_{t+1} = proj_M(theta_t - eta grad L(theta_t)), starting from proj_M(theta0)
+    (Damian et al., 2022, Section 5). Records loss, S, alpha, beta at every projected point."""
+    eta = validate.positive("eta", eta)
+    steps = validate.positive_int("steps", steps)
+    project_kw.setdefault("rtol_u", 1e-4)
+    out = dict(loss=_nan(steps + 1), S=_nan(steps + 1), alpha=_nan(steps + 1), beta=_nan(steps + 1),
+               sigma2=_nan(steps + 1))
+    thetas = []
+    theta = theta0
+    for t in range(steps + 1):
+        p = project(land, theta, eta, **project_kw)
+        q = p.quantities
+        thetas.append(p.theta)
+        out["loss"][t], out["S"][t], out["alpha"][t], out["beta"][t] = q.loss, q.S, q.alpha, q.beta
+        out["sigma2"][t] = q.sigma2
+        theta = p.theta - eta * q.grad
+    return Trajectory(np.arange(steps + 1, dtype=float), torch.stack(thetas), out["loss"], out["S"],
+                      out["alpha"], out["beta"], out["sigma2"])
+
+
+def central_flow(land: Landscape, theta0, eta, duration: float, *, dt: float = 0.5) -> Trajectory:
+    """The central flow with (at most) one unstable eigenvalue, from theta0, for ``duration``
+    gradient steps of time, Euler steps of ``dt`` steps (dt <= 1).
+
+    Below the threshold (S < 2/eta, or S at 2/eta but the flow would lower it) it is gradient
+    flow. On it, the step is -eta dt (grad L - (grad S . grad L / ||grad S||^2) grad S), plus
+    the Newton correction -(S - 2/eta)/||grad S||^2 grad S, which keeps the discrete path on
+    S = 2/eta (Euler alone drifts off a curved constraint at rate O(dt^2) per step).
+    Recorded at every whole step: loss, S, sigma^2 (the predicted GD oscillation size^2).
+    """
+    eta = validate.positive("eta", eta)
+    duration = validate.positive("duration", duration)
+    dt = validate.positive("dt", dt)
+    if dt > 1:
+        raise ValueError(f"dt must be a number in (0, 1] (a fraction of a gradient step), got {dt!r}")
+    per_step = max(1, round(1.0 / dt))
+    dt = 1.0 / per_step
+    steps = int(round(duration))
+    threshold = 2.0 / eta
+    theta = theta0.detach().clone()
+    thetas, losses, sharp, sig = [], _nan(steps + 1), _nan(steps + 1), _nan(steps + 1)
+    for k in range(steps * per_step + 1):
+        loss, g = land.loss_grad(theta)
+        S, u = land.top_eigen(theta)
+        direction, sigma2 = g, 0.0
+        if S >= threshold * (1 - 1e-3):
+            gS = land.sharpness_gradient(theta, u)
+            coef = float(gS @ g) / float(gS @ gS)
+            if coef < 0 or S > threshold:  # plain flow would raise S (or S is already above): constrain
+                sigma2 = max(0.0, -2.0 * coef)
+                direction = g - coef * gS
+                theta_corr = -(S - threshold) / float(gS @ gS) * gS
+            else:
+                theta_corr = 0.0
+        else:
+            theta_corr = 0.0
+        if k % per_step == 0:
+            t = k // per_step
+            thetas.append(theta)
+            losses[t], sharp[t], sig[t] = loss, S, sigma2
+        theta = theta - eta * dt * direction + theta_corr
+    return Trajectory(np.arange(steps + 1, dtype=float), torch.stack(thetas), losses, sharp, sigma2=sig)
+
+
+def predicted_dynamics(alpha, beta, eta, x0: float, y0: float) -> selfstab.MapTrajectory:
+    """Damian et al.'s predicted dynamics: the map x' = -(1 + eta y) x, y' = y + eta(alpha_t -
+    beta_t x^2/2) with alpha_t, beta_t measured along the constrained trajectory (arrays of
+    length T+1). Returns x_t (the predicted displacement along u) and y_t (predicted
+    S - 2/eta) for t = 0..T as a ``selfstab.MapTrajectory`` (alpha, beta there are the means)."""
+    alpha = np.asarray(alpha, dtype=float)
+    beta = np.asarray(beta, dtype=float)
+    eta = validate.positive("eta", eta)
+    x, y = validate.finite("x0", x0), validate.finite("y0", y0)
+    xs, ys = [x], [y]
+    for a, b in zip(alpha[:-1], beta[:-1]):
+        x, y = -(1 + eta * y) * x, y + eta * (a - b * x * x / 2)
+        xs.append(x)
+        ys.append(y)
+    return selfstab.MapTrajectory(np.array(xs), np.array(ys), float(np.nanmean(alpha)), float(np.nanmean(beta)),
+                                  eta, False)
+
+
+def distances(a: Trajectory, b: Trajectory) -> np.ndarray:
+    """||theta_a(t) - theta_b(t)|| for the common steps, shape (min(T_a, T_b)+1,)."""
+    n = min(len(a.theta), len(b.theta))
+    return (a.theta[:n] - b.theta[:n]).norm(dim=1).cpu().numpy()
+
+
+def running_mean(values, window: int) -> np.ndarray:
+    """Centered moving average over ``window`` steps (NaN where the window does not fit):
+    GD's time-averaged loss, to compare with the central flow's loss."""
+    values = np.asarray(values, dtype=float)
+    window = validate.positive_int("window", window)
+    out = _nan(len(values))
+    if len(values) >= window:
+        c = np.convolve(values, np.ones(window) / window, mode="valid")
+        start = (window - 1) // 2
+        out[start:start + len(c)] = c
+    return out

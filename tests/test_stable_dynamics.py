@@ -1,0 +1,93 @@
+"""Tests of eosteach.stable_dynamics on a tiny float64 network (233 parameters), each
+against an independent computation: finite differences of the dense-Hessian eigenvalue,
+the dense Hessian's eigenpair after projection, and the constraint along the central flow."""
+
+import numpy as np
+import pytest
+import torch
+
+from eosteach import hessian, losses, models
+from eosteach import stable_dynamics as sd
+
+
+@pytest.fixture(scope="module")
+def setup():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # 233 parameters: threading only adds overhead
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(40, 8, generator=g, dtype=torch.float64)
+    y = torch.nn.functional.one_hot(torch.randint(0, 3, (40,), generator=g), 3).double()
+    model = models.make_model("fc-tanh", input_dim=8, n_classes=3, width=10, dtype=torch.float64, seed=0)
+    land = sd.Landscape(model, losses.mse, x, y, tol=1e-10)
+    theta0 = land.theta
+    eta = 2 / (3 * land.top_eigen(theta0)[0])  # progressive sharpening takes S from 2 to 2/eta = 6
+    gd = sd.gradient_descent(land, theta0, eta, 215, eig_every=5)
+    t0 = int(np.argmax(gd.sharpness >= 2 / eta))
+    assert 100 < t0 < 210, "GD should reach the edge of stability after progressive sharpening"
+    yield dict(model=model, x=x, y=y, land=land, eta=eta, gd=gd, t0=t0)
+    torch.set_num_threads(threads)
+
+
+def _dense_top(model, x, y, theta):
+    hessian.set_flat_params(model, theta)
+    ev, vec = torch.linalg.eigh(hessian.dense_hessian(model, losses.mse, x, y))
+    return float(ev[-1]), vec[:, -1]
+
+
+def test_sharpness_gradient_matches_finite_differences(setup):
+    s = setup
+    theta = s["gd"].theta[s["t0"]]
+    q = sd.local_quantities(s["land"], theta, s["eta"])
+    d = torch.randn(theta.numel(), generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    d /= d.norm()
+    h = 1e-5
+    fd = (_dense_top(s["model"], s["x"], s["y"], theta + h * d)[0]
+          - _dense_top(s["model"], s["x"], s["y"], theta - h * d)[0]) / (2 * h)
+    assert float(q.grad_S @ d) == pytest.approx(fd, rel=1e-5)
+    assert abs(float(q.grad_S_perp @ q.u)) < 1e-10
+    assert q.alpha > 0 and q.beta == pytest.approx(float(q.grad_S_perp.norm() ** 2))
+    assert q.delta == pytest.approx(np.sqrt(2 * q.alpha / q.beta))
+
+
+def test_projection_onto_stable_set(setup):
+    s = setup
+    theta = s["gd"].theta[s["t0"] + 15]
+    threshold = 2 / s["eta"]
+    assert s["gd"].sharpness[s["t0"] + 15] > 1.05 * threshold  # a real projection, not a no-op
+    p = sd.project(s["land"], theta, s["eta"], rtol_u=1e-8)
+    assert p.converged
+    S, u = _dense_top(s["model"], s["x"], s["y"], p.theta)  # independent: dense eigh
+    _, grad = hessian.flat_grad(s["model"], losses.mse, s["x"], s["y"])
+    assert abs(S - threshold) <= 1e-3 * threshold
+    assert abs(float(u @ grad)) <= 1e-6 * float(grad.norm())
+
+
+def test_central_flow_stays_on_threshold_with_falling_loss(setup):
+    s = setup
+    cf = sd.central_flow(s["land"], s["gd"].theta[s["t0"]], s["eta"], 30, dt=0.5)
+    threshold = 2 / s["eta"]
+    assert np.all(np.abs(cf.sharpness - threshold) <= 0.01 * threshold)
+    assert np.all(np.diff(cf.loss) < 0)
+    assert np.all(cf.sigma2[1:] > 0)  # the constraint is active: the flow is not plain gradient flow
+    # Independent: the dense-Hessian sharpness at the flow's end point.
+    assert _dense_top(s["model"], s["x"], s["y"], cf.theta[-1])[0] == pytest.approx(threshold, rel=0.01)
+
+
+def test_constrained_trajectory_and_prediction(setup):
+    s = setup
+    ct = sd.constrained_trajectory(s["land"], s["gd"].theta[s["t0"]], s["eta"], 10)
+    threshold = 2 / s["eta"]
+    assert np.all(ct.sharpness <= threshold * (1 + 1e-4))
+    assert np.all(np.diff(ct.loss) < 0)
+    pred = sd.predicted_dynamics(ct.alpha, ct.beta, s["eta"], 1e-3, 0.0)
+    assert len(pred.x) == 11 and np.all(np.isfinite(pred.y))
+    assert pred.x[1] == pytest.approx(-1e-3)
+
+
+def test_helpers_and_validation(setup):
+    assert np.allclose(sd.running_mean([1, 2, 3, 4, 5], 3)[1:4], [2, 3, 4])
+    assert np.isnan(sd.running_mean([1, 2, 3, 4, 5], 3)[0])
+    with pytest.raises(ValueError, match="eta"):
+        sd.local_quantities(setup["land"], setup["gd"].theta[0], 0.0)
+    with pytest.raises(ValueError, match="dt"):
+        sd.central_flow(setup["land"], setup["gd"].theta[0], 0.3, 5, dt=2.0)
