@@ -1,0 +1,108 @@
+"""Benchmark of the training runner (``eosteach.runs``): does bookkeeping cost speed?
+
+Everything runs in one process, on the same model and data: fc-tanh 3072-200-200-10
+(PyTorch's default initialisation, seed 0), the first 1,000 CIFAR-10 training images
+(standardised, one-hot targets, MSE = mean of 1/2 ||f(x) - e_y||^2), GD at eta = 0.02.
+
+Rows:
+  (a) a bare ten-line PyTorch full-batch loop (torch.optim.SGD, zero_grad/backward/step);
+  (b) the runner, tracking off (``eig_every=None``): every step's loss and accuracy recorded;
+  (c) the runner with the sharpness every 50 steps (Lanczos, warm-started).
+Each is timed ``--repeats`` times, interleaved, and the fastest repeat is kept (the
+least disturbed by other processes). The runner's time is its training loop
+(``run.info["wall_time_s"]``), not the loading of the data.
+
+    python benchmarks/train.py [--steps 200] [--track-steps 400] [--repeats 3] [--device auto]
+
+Prints a table and, as its last line, exactly:
+    train-benchmark: runner_vs_bare=<x> tracking_overhead=<x>
+where runner_vs_bare = steps/s of (b) / steps/s of (a) (target >= 0.95) and
+tracking_overhead = time of (c) / time of (b) over the same steps (target <= 1.3).
+Without a CIFAR-10 copy it falls back to SYNTHETIC data of the same shape (and says so).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from eosteach import config, data, losses, models, runs
+
+
+def bare_loop(x, y, steps: int, lr: float, dtype, device) -> float:
+    """Seconds for ``steps`` GD steps of the simplest PyTorch loop."""
+    model = models.make_model("fc-tanh", width=200, depth=2, seed=0, dtype=dtype, device=device)
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = losses.mse(model(x), y)
+        loss.backward()
+        opt.step()
+    _sync(device)
+    return time.perf_counter() - start
+
+
+def runner(cfg: runs.RunConfig) -> float:
+    run = runs.train(cfg, progress=False)
+    assert run.status == "finished", run.status
+    return run.info["wall_time_s"]
+
+
+def _sync(device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=200, help="GD steps for rows (a) and (b)")
+    parser.add_argument("--track-steps", type=int, default=400, help="steps for the tracking comparison (b) vs (c)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--n-train", type=int, default=1000)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    args = parser.parse_args(argv)
+
+    device = config.device(args.device)
+    dtype = runs.DTYPES[args.dtype]
+    name = "cifar10"
+    try:
+        ds = data.load_cifar10(args.n_train, download=False, device=device, dtype=dtype)
+    except Exception as error:  # no local copy: same shapes, clearly labelled
+        print(f"CIFAR-10 not available ({error}); using SYNTHETIC data (not CIFAR-10)")
+        name = "synthetic"
+        ds = data.synthetic(args.n_train, device=device, dtype=dtype)
+    base = dict(data=name, n_train=args.n_train, arch="fc-tanh", width=200, depth=2, lr=0.02,
+                device=str(device), dtype=args.dtype)
+    print(f"fc-tanh 200-200, {ds.name}, GD eta=0.02, {device}, {args.dtype}, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads")
+
+    runs.train(runs.RunConfig(**base, steps=5, eig_every=None), progress=False)  # warm-up
+    bare_loop(ds.x_train, ds.y_train, 5, 0.02, dtype, device)
+    bare, plain, off, tracked = [], [], [], []
+    for _ in range(args.repeats):
+        bare.append(bare_loop(ds.x_train, ds.y_train, args.steps, 0.02, dtype, device))
+        plain.append(runner(runs.RunConfig(**base, steps=args.steps, eig_every=None)))
+        off.append(runner(runs.RunConfig(**base, steps=args.track_steps, eig_every=None)))
+        tracked.append(runner(runs.RunConfig(**base, steps=args.track_steps, eig_every=50)))
+    t_bare, t_plain, t_off, t_tracked = min(bare), min(plain), min(off), min(tracked)
+    print(f"{'row':<44}{'steps':>7}{'seconds':>10}{'steps/s':>10}")
+    rows = [("(a) bare PyTorch loop", args.steps, t_bare),
+            ("(b) runner, tracking off", args.steps, t_plain),
+            ("(b') runner, tracking off", args.track_steps, t_off),
+            ("(c) runner, sharpness every 50 steps", args.track_steps, t_tracked)]
+    for label, steps, seconds in rows:
+        print(f"{label:<44}{steps:>7}{seconds:>10.2f}{steps / seconds:>10.1f}")
+    runner_vs_bare = t_bare / t_plain
+    overhead = t_tracked / t_off
+    print(f"all repeats (s): bare {[round(t, 2) for t in bare]}, runner {[round(t, 2) for t in plain]}, "
+          f"off {[round(t, 2) for t in off]}, tracked {[round(t, 2) for t in tracked]}")
+    print(f"train-benchmark: runner_vs_bare={runner_vs_bare:.3f} tracking_overhead={overhead:.3f}")
+
+
+if __name__ == "__main__":
+    main()
