@@ -66,7 +66,8 @@ def test_central_flow_stays_on_threshold_with_falling_loss(setup):
     s = setup
     cf = sd.central_flow(s["land"], s["gd"].theta[s["t0"]], s["eta"], 30, dt=0.5)
     threshold = 2 / s["eta"]
-    assert np.all(np.abs(cf.sharpness - threshold) <= 0.01 * threshold)
+    # Step 0 is GD's point (S may overshoot 2/eta by a few %); the first flow step corrects it.
+    assert np.all(np.abs(cf.sharpness[1:] - threshold) <= 0.01 * threshold)
     assert np.all(np.diff(cf.loss) < 0)
     assert np.all(cf.sigma2[1:] > 0)  # the constraint is active: the flow is not plain gradient flow
     # Independent: the dense-Hessian sharpness at the flow's end point.
