@@ -12,14 +12,15 @@ The lessons mark their exercises with cell tags (see the lesson structure in the
   the full lesson instead, so that a learner who is stuck knows where to look.
 
 Every output, execution count and saved widget state is cleared, so a student copy shows
-nothing that a run would compute. The build is deterministic: the same lessons give
-byte-identical copies, which is what ``--check`` (and ``tests/test_student.py``) compares.
+nothing that a run would compute. The build is deterministic: the same lessons give the
+same copies, which is what ``--check`` (and ``tests/test_student.py``) compares.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import json
 import sys
 from pathlib import Path
 
@@ -55,8 +56,10 @@ def _pointer_cell(solution_cell, lesson_name: str):
     cell = nbformat.v4.new_markdown_cell(POINTER.format(name=lesson_name))
     cell.metadata["slideshow"] = {"slide_type": "-"}
     cell.metadata["tags"] = ["solution-removed"]
-    if "id" in solution_cell:  # a stable id keeps rebuilds byte-identical
+    if "id" in solution_cell:  # a stable id keeps rebuilds identical
         cell["id"] = ("removed-" + solution_cell["id"])[:64]
+    else:  # nbformat < 4.5 has no cell ids; a random one would make every build differ
+        cell.pop("id", None)
     return cell
 
 
@@ -99,6 +102,15 @@ def expected_copies(lessons_dir) -> dict[Path, str]:
     return out
 
 
+def _same(path: Path, text: str) -> bool:
+    """Whether ``path`` holds the notebook ``text`` (compared as JSON, so that another
+    nbformat version's whitespace or key order does not count as a change)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8")) == json.loads(text)
+    except (OSError, ValueError):
+        return False
+
+
 def stale_copies(lessons_dir) -> list[str]:
     """Student copies that are missing, out of date, or left over from a removed lesson."""
     expected = expected_copies(lessons_dir)
@@ -106,7 +118,7 @@ def stale_copies(lessons_dir) -> list[str]:
     for path, text in expected.items():
         if not path.is_file():
             problems.append(f"missing: {path.name}")
-        elif path.read_text(encoding="utf-8") != text:
+        elif not _same(path, text):
             problems.append(f"out of date: {path.name}")
     for path in sorted((Path(lessons_dir) / STUDENT_DIR).glob(LESSON_GLOB)):
         if path not in expected:
@@ -119,7 +131,7 @@ def build(lessons_dir) -> list[Path]:
     expected = expected_copies(lessons_dir)
     written = []
     for path, text in expected.items():
-        if not path.is_file() or path.read_text(encoding="utf-8") != text:
+        if not _same(path, text):
             atomic_write_text(path, text)
             written.append(path)
     for path in (Path(lessons_dir) / STUDENT_DIR).glob(LESSON_GLOB):

@@ -116,13 +116,13 @@ def test_student_copies_are_up_to_date():
     assert not problems, "run `python -m eosteach.student`: " + "; ".join(problems)
 
 
-def _distinctive_lines(solution: str, stub: str) -> list[str]:
-    """Lines of the solution that say something the stub does not (the actual answer)."""
-    stub_lines = {ln.strip() for ln in stub.splitlines()}
+def _distinctive_lines(solution: str, elsewhere: str) -> list[str]:
+    """Lines of the solution that the rest of the lesson does not show (the actual answer);
+    a stub's guidance may quote an update rule, so text found elsewhere does not count."""
     keep = []
     for line in solution.splitlines():
         s = line.strip()
-        if len(s) >= 12 and s not in stub_lines and not s.startswith(("#", '"""', "def ", "return")):
+        if len(s) >= 12 and s not in elsewhere and not s.startswith(("#", '"""', "def ")):
             keep.append(s)
     return keep
 
