@@ -6,7 +6,7 @@
   is multiplied per step, with the 2/lambda marks.
 * ``momentum_demo()`` (lesson 2): GD / heavy-ball / Nesterov / frozen-preconditioner Adam.
   The stability region in the (eta lambda, b) plane (colour: spectral radius of the
-  iteration, white line: radius 1, dashed: the closed-form threshold) with the current
+  iteration, blue below 1, red above; black line: radius 1; dashed: the closed-form threshold) with the current
   (eta lambda_i, b) points, the path, and the loss.
 
 Each builder returns an ``ipywidgets.VBox`` with ``.controls`` (name -> widget), ``.view``
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ipywidgets as widgets
 import numpy as np
+from matplotlib.colors import TwoSlopeNorm
 
 from .. import thresholds, validate
 from ..plotting import COLORS
@@ -205,6 +206,8 @@ def descent_demo(eta: float = 0.15, lam1: float = 10.0, lam2: float = 1.0, start
 
 
 # -- lesson 2 ---------------------------------------------------------------------------
+#: Colours of the spectral radius: blue below 1 (stable), white at 1, red above (diverges).
+RADIUS_NORM = TwoSlopeNorm(vmin=0.0, vcenter=1.0, vmax=1.5)
 REGION_WIDTH = {"gd": 3.0, "heavy_ball": 4.5, "nesterov": 4.5, "adam": 45.0}
 
 
@@ -268,19 +271,20 @@ def momentum_demo(method: str = "heavy_ball", eta: float = 0.3, b: float = 0.5, 
         color = COLORS[method_v]
 
         ax_region.imshow(np.minimum(rho, 1.5), origin="lower", aspect="auto", extent=(0, width, 0, 0.99),
-                         cmap="viridis", vmin=0.0, vmax=1.5)
-        ax_region.contour(hs, bs, rho, levels=[1.0], colors="white", linewidths=2)
+                         cmap="RdBu_r", norm=RADIUS_NORM)
+        ax_region.contour(hs, bs, rho, levels=[1.0], colors="black", linewidths=2)
         b_line = np.linspace(0.0, 0.99, 100)
         closed = [thresholds.threshold(method_v, 1.0, float(v)) for v in b_line]
         ax_region.plot(closed, b_line, "--", color="red", linewidth=1.5, label="closed form")
-        ax_region.plot(eta_v * lams, [b_v, b_v], "o", color="white", markeredgecolor="black", markersize=9)
+        ax_region.plot(eta_v * lams, [b_v, b_v], "o", color="white", markeredgecolor="black", markersize=9,
+                       label=r"$(\eta\lambda_2, b)$")
         ax_region.plot([h1], [b_v], "o", color=color, markeredgecolor="black", markersize=9,
                        label=r"$(\eta\lambda_1, b)$")
         ax_region.set_xlim(0, width)
         ax_region.set_ylim(0, 0.99)
         ax_region.set_xlabel(r"$\eta\lambda$" + (r" ($\lambda$ of $P^{-1}A$)" if method_v == "adam" else ""))
         ax_region.set_ylabel(r"momentum $b$" if method_v != "adam" else r"$\beta_1$")
-        ax_region.set_title("spectral radius (white line: 1)")
+        ax_region.set_title("spectral radius: blue < 1 (stable) < red")
         ax_region.legend(loc="upper right", fontsize=9, framealpha=0.9)
 
         radius_now = float(spectral_radius(method_v, h1, b_v))
