@@ -90,6 +90,13 @@ def _loss_panel(ax, loss: np.ndarray, diverged_at: int, color: str, label: str):
     ax.set_ylabel(r"loss $L(\theta^{(k)})$")
 
 
+def _layout(controls, rows, view):
+    """Rows of controls, then a status line (HTML), then the figure; returns (box, status)."""
+    status = widgets.HTML()
+    rows = [widgets.HBox([controls[name] for name in row]) for row in rows]
+    return widgets.VBox(rows + [status, view.image]), status
+
+
 def _finish(box, controls, view, update, held):
     """Wire the controls and expose what tests and lessons drive: controls, view, update, set."""
 
@@ -127,13 +134,7 @@ def descent_demo(eta: float = 0.15, lam1: float = 10.0, lam2: float = 1.0, start
         "steps": widgets.IntSlider(value=steps, min=2, max=100, description="steps", continuous_update=False),
     }
     view = FigureView(2, 2, figsize=(11, 8))
-    status = widgets.HTML()
-    box = widgets.VBox([
-        widgets.HBox([controls["eta"], controls["steps"]]),
-        widgets.HBox([controls["lam1"], controls["lam2"]]),
-        widgets.HBox([controls["x0"], controls["y0"]]),
-        status, view.image,
-    ])
+    box, status = _layout(controls, [("eta", "steps"), ("lam1", "lam2"), ("x0", "y0")], view)
 
     held = []
 
@@ -234,12 +235,7 @@ def momentum_demo(method: str = "heavy_ball", eta: float = 0.3, b: float = 0.5, 
         "steps": widgets.IntSlider(value=steps, min=10, max=300, description="steps", continuous_update=False),
     }
     view = FigureView(1, 3, figsize=(15, 5))
-    status = widgets.HTML()
-    box = widgets.VBox([
-        widgets.HBox([controls["method"], controls["steps"]]),
-        widgets.HBox([controls["eta"], controls["b"]]),
-        status, view.image,
-    ])
+    box, status = _layout(controls, [("method", "steps"), ("eta", "b")], view)
     cache = {}
 
     def region(method_v, width):
