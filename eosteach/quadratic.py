@@ -325,7 +325,8 @@ def bisect_threshold(quadratic: Quadratic, method: str, b=0.0, *, precond=None, 
     b = _check_method_b(method, b)
     validate.positive("rtol", rtol)
     points = validate.positive_int("points", points, minimum=2)
-    s = preconditioned_sharpness(quadratic, precond) if method == "adam" and precond is not None else quadratic.sharpness
+    use_precond = method == "adam" and precond is not None
+    s = preconditioned_sharpness(quadratic, precond) if use_precond else quadratic.sharpness
     if s <= 0:
         raise ValueError("the quadratic has no positive curvature: every step size is stable")
     if b.ndim:  # one search per momentum: each gets the burn-in its own b needs

@@ -136,7 +136,8 @@ def check_heavy_ball_trajectory(fn) -> bool:
             elif np.allclose(got, np.array(late)):
                 hint = " You stepped with the OLD buffer: update buf first, then theta <- theta - eta * buf."
             else:
-                hint = " Remember the order: first buf <- b * buf + g, then theta <- theta - eta * buf (buf starts at 0)."
+                hint = (" Remember the order: first buf <- b * buf + g, then theta <- theta - eta * buf "
+                        "(buf starts at 0).")
             fb.fail(f"for d={dim}, b={b} the iterates differ from the reference.{hint}")
             break
     return fb.report("you reproduce torch.optim.SGD(momentum=b) on a quadratic.")
