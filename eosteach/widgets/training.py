@@ -1,0 +1,523 @@
+"""The demos of lessons 3 and 4: measuring the sharpness, and watching networks train.
+
+* ``solver_traces(...)`` + ``solver_demo(traces)`` (lesson 3): power iteration against
+  Lanczos on the Hessian of a small network. Both solvers see the same Hessian-vector
+  products; after each product we record the estimate it would return if stopped there.
+  Left: estimate per product, with the exact top eigenvalue; right: relative error on a
+  log scale. A slider picks a product budget and reads both errors off.
+* ``training_launcher(...)`` (lessons 3-4): choose eta, the optimiser, the momentum and the
+  architecture, press *Train*: the run (``runs.cached_run``, so a finished run comes back
+  at once) is drawn live (loss; sharpness against the method's own threshold) with a
+  progress bar.
+* ``top_direction_trace(run, steps)`` + ``run_scrubber(run, trace)`` (lesson 4): continue
+  a finished run for a few steps from its final parameters, recording the position of
+  theta along the top Hessian eigenvector v_max; then scrub the whole run with a step
+  slider: loss, sharpness with thresholds, and the position along v_max, which flips
+  side at every step at the edge of stability (Cohen et al., ICLR 2021, section 3.2).
+
+Each builder returns an ``ipywidgets.VBox`` with ``.controls`` (name -> widget) and
+``.view`` (the ``FigureView``), plus the methods and results named in its docstring, so
+that tests drive it headless.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import ipywidgets as widgets
+import numpy as np
+import torch
+
+from .. import config as _config
+from .. import hessian, models, optim, runs, validate
+from ..plotting import COLORS, threshold_line
+from .base import FigureView
+
+#: The lesson-scale setting of lessons 3-4 (and the launcher's default): fc-tanh 3072-100-100-10
+#: (``models.LESSON_ARCH``) on the first 500 CIFAR-10 training images, MSE, sharpness every
+#: 20 steps. Its initial sharpness is about 82, so GD with eta <= 0.02 starts below 2/eta.
+LESSON_SETTINGS = dict(data="cifar10", n_train=500, arch="fc-tanh", width=100, depth=2, loss="mse",
+                       eig_every=20, seed=0)
+
+
+def lesson_config(**overrides) -> runs.RunConfig:
+    """``runs.RunConfig`` at lesson scale (``LESSON_SETTINGS``), with ``overrides`` applied.
+    Lessons 3 and 4 build every run with it, so a run made in one is reused by the other."""
+    return runs.RunConfig(**{**LESSON_SETTINGS, **overrides})
+
+
+OPT_LABELS = {"gd": "GD", "heavy_ball": "heavy-ball", "nesterov": "Nesterov", "flow": "gradient flow"}
+#: Losses above this are drawn at the top edge of the panel, marked as divergence.
+LOSS_CLIP = 1e6
+
+
+# --------------------------------------------------------------------------- 1. solvers
+
+
+@dataclass
+class SolverTraces:
+    """Estimates of S = lambda_max(H) after each Hessian-vector product.
+
+    products (m,): 1..m; power (m,): power iteration's Rayleigh quotient v.Hv after each
+    product; lanczos (m,): Lanczos's top Ritz value after each product; reference: S from
+    a dense eigendecomposition (small models) or a Lanczos run converged to 1e-10;
+    n_params: the Hessian's size.
+    """
+
+    products: np.ndarray
+    power: np.ndarray
+    lanczos: np.ndarray
+    reference: float
+    n_params: int
+
+    def rel_error(self, method: str) -> np.ndarray:
+        """|estimate - S| / |S| after each product, for "power" or "lanczos"."""
+        validate.choice("method", method, ("power", "lanczos"))
+        return np.abs(getattr(self, method) - self.reference) / abs(self.reference)
+
+    def products_to(self, method: str, tol: float) -> int | None:
+        """The first product count at which the relative error is <= tol (None: never)."""
+        hit = np.nonzero(self.rel_error(method) <= tol)[0]
+        return int(self.products[hit[0]]) if hit.size else None
+
+
+def solver_traces(model, loss_fn, x, y, *, max_products: int = 60, seed: int = 0) -> SolverTraces:
+    """Run ``hessian.power_iteration`` and ``hessian.lanczos`` from the same random start
+    for exactly ``max_products`` products each, recording after every product the estimate
+    each would report.
+
+    The estimates are read from the products themselves, not from the solvers' internals:
+    for power iteration the Rayleigh quotient q.Hq of the vector just multiplied; for
+    Lanczos the top eigenvalue of Q^T H Q over the vectors Q multiplied so far (the
+    Rayleigh-Ritz value; Lanczos's orthonormal basis makes it equal the top eigenvalue
+    of its tridiagonal matrix T_m). Use a small model: Q and HQ are kept in memory.
+    """
+    max_products = validate.positive_int("max_products", max_products, minimum=2)
+    op = hessian.HessianOperator(model, loss_fn, x, y)
+    n = op.n
+    if max_products > n:
+        raise ValueError(f"max_products must be at most n={n} (the number of parameters), got {max_products}")
+
+    def recording(store):
+        def matvec(v):
+            w = op.matvec(v)
+            store.append((v.detach().clone(), w.detach().clone()))
+            return w
+        return matvec
+
+    pi_pairs, lz_pairs = [], []
+    # tol=1e-14: never stop early, so that every product gets recorded.
+    hessian.power_iteration(recording(pi_pairs), n, tol=1e-14, max_products=max_products,
+                            device=op.device, dtype=op.dtype, seed=seed)
+    hessian.lanczos(recording(lz_pairs), n, 1, tol=1e-14, max_products=max_products,
+                    device=op.device, dtype=op.dtype, seed=seed)
+    power = np.array([float(v @ w / (v @ v)) for v, w in pi_pairs])
+    Q = torch.stack([v / v.norm() for v, _ in lz_pairs]).double()
+    HQ = torch.stack([w / v.norm() for v, w in lz_pairs]).double()
+    T = Q @ HQ.T
+    T = 0.5 * (T + T.T)
+    lanczos = np.array([float(torch.linalg.eigvalsh(T[:m, :m])[-1]) for m in range(1, len(lz_pairs) + 1)])
+    if n <= 2500:
+        reference = float(torch.linalg.eigvalsh(hessian.dense_hessian(model, loss_fn, x, y).double())[-1])
+    else:
+        reference = hessian.lanczos(op.matvec, n, 1, tol=1e-10, max_products=min(n, 300),
+                                    device=op.device, dtype=op.dtype, seed=seed + 1).top
+    m = min(len(power), len(lanczos))
+    return SolverTraces(np.arange(1, m + 1), power[:m], lanczos[:m], reference, n)
+
+
+def solver_demo(traces: SolverTraces, *, tol: float = 1e-3):
+    """Power iteration against Lanczos, side by side (see ``solver_traces``).
+
+    Controls: ``products`` (the budget, 1..m). Returns an ``ipywidgets.VBox`` with
+    ``.controls``, ``.view``, ``.update()`` and ``.traces``.
+    """
+    tol = validate.positive("tol", tol)
+    m = len(traces.products)
+    controls = {"products": widgets.IntSlider(value=min(20, m), min=1, max=m, step=1,
+                                              description="products used", continuous_update=False,
+                                              style={"description_width": "initial"})}
+    message = widgets.HTML()
+    view = FigureView(1, 2, figsize=(11, 4.2))
+    ax_est, ax_err = view.axes
+    err_p, err_l = traces.rel_error("power"), traces.rel_error("lanczos")
+    floor = 1e-16
+    ax_est.plot(traces.products, traces.power, "-o", ms=3, color=COLORS["gd"], label="power iteration")
+    ax_est.plot(traces.products, traces.lanczos, "-o", ms=3, color=COLORS["heavy_ball"], label="Lanczos")
+    threshold_line(ax_est, traces.reference, label=f"exact S = {traces.reference:.4g}")
+    lo = min(traces.power.min(), traces.lanczos.min())
+    ax_est.set_ylim(lo - 0.05 * abs(traces.reference), traces.reference * 1.08)
+    ax_est.set_xlabel("Hessian-vector products used")
+    ax_est.set_ylabel(r"estimate of $S=\lambda_{\max}(H)$")
+    ax_est.set_title("estimate of the sharpness")
+    ax_est.legend(loc="lower right")
+    ax_err.semilogy(traces.products, np.maximum(err_p, floor), "-o", ms=3, color=COLORS["gd"],
+                    label="power iteration")
+    ax_err.semilogy(traces.products, np.maximum(err_l, floor), "-o", ms=3, color=COLORS["heavy_ball"],
+                    label="Lanczos")
+    ax_err.axhline(tol, color=COLORS["threshold"], linestyle="--", linewidth=1.2, label=f"tolerance {tol:g}")
+    ax_err.set_xlabel("Hessian-vector products used")
+    ax_err.set_ylabel(r"relative error $|\hat S - S| / S$")
+    ax_err.set_title("error (log scale)")
+    ax_err.set_ylim(max(floor, min(err_p.min(), err_l.min()) / 3), max(1.0, err_p.max(), err_l.max()) * 2)
+    ax_err.legend(loc="lower left")
+    cursors = [ax.axvline(1, color="0.3", linewidth=1) for ax in view.axes]
+    box = widgets.VBox([widgets.HBox([controls["products"], message]), view.image])
+
+    def update(*_):
+        k = controls["products"].value
+        for c in cursors:
+            c.set_xdata([k, k])
+        i = k - 1
+        need_p, need_l = traces.products_to("power", tol), traces.products_to("lanczos", tol)
+        fmt = lambda need: "not within the budget" if need is None else f"{need} products"  # noqa: E731
+        message.value = (f"after {k} products: power iteration error {err_p[i]:.1e}, Lanczos error "
+                         f"{err_l[i]:.1e}. To reach {tol:g}: power {fmt(need_p)}, Lanczos {fmt(need_l)}.")
+        view.refresh()
+
+    controls["products"].observe(update, names="value")
+    update()
+    box.controls, box.view, box.update, box.traces, box.message = controls, view, update, traces, message
+    return box
+
+
+# --------------------------------------------------------------------------- 2. launcher
+
+
+def _masked(values) -> np.ndarray:
+    """Losses as floats with non-finite or huge values clipped to LOSS_CLIP (drawn, never warned)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        a = np.asarray(values, dtype=np.float64)
+        return np.where(np.isfinite(a) & (a < LOSS_CLIP), a, LOSS_CLIP)
+
+
+def training_launcher(base: runs.RunConfig | None = None, *, refresh_every: int = 25,
+                      eta_range=(0.002, 0.2), archs=("fc-tanh", "fc-relu", "fc-elu", "cnn-relu")):
+    """Choose eta, the optimiser, b and the architecture, then train with a live plot.
+
+    base: the other settings (data, n_train, width, steps, eig_every, ...); default
+    ``lesson_config(lr=0.02, steps=500)``. The run is
+    ``runs.cached_run(config, callback=...)``: the figure (loss; sharpness and the method's
+    own threshold) and the progress bar update every ``refresh_every`` steps and at every
+    sharpness measurement. Returns an ``ipywidgets.VBox`` with ``.controls`` (eta, opt,
+    momentum, arch, steps, train), ``.view``, ``.progress``, ``.config()`` (the RunConfig
+    the controls describe), ``.launch()`` (train now; also what the button does) and
+    ``.run`` (the last finished ``Run``).
+    """
+    if base is None:
+        base = lesson_config(lr=0.02, steps=500)
+    if not isinstance(base, runs.RunConfig):
+        raise ValueError(f"base must be a RunConfig, got {type(base).__name__}")
+    refresh_every = validate.positive_int("refresh_every", refresh_every)
+    lo, hi = (validate.positive("eta_range", v) for v in eta_range)
+    style = {"description_width": "initial"}
+    controls = {
+        "eta": widgets.FloatLogSlider(value=min(max(base.lr, lo), hi), base=10, min=math.log10(lo),
+                                      max=math.log10(hi), step=0.01, description="step size eta",
+                                      readout_format=".4f", continuous_update=False, style=style),
+        "opt": widgets.Dropdown(options=[(OPT_LABELS[k], k) for k in ("gd", "heavy_ball", "nesterov")],
+                                value=base.opt if base.opt in ("gd", "heavy_ball", "nesterov") else "gd",
+                                description="optimiser", style=style),
+        "momentum": widgets.FloatSlider(value=base.momentum or 0.9, min=0.0, max=0.99, step=0.01,
+                                        description="momentum b", continuous_update=False, style=style),
+        "arch": widgets.Dropdown(options=list(archs), value=base.arch if base.arch in archs else archs[0],
+                                 description="architecture", style=style),
+        "steps": widgets.IntSlider(value=base.steps, min=10, max=max(3000, base.steps), step=10,
+                                   description="steps", continuous_update=False, style=style),
+        "train": widgets.Button(description="Train", button_style="primary", icon="play"),
+    }
+    progress = widgets.IntProgress(value=0, min=0, max=base.steps, description="progress")
+    message = widgets.HTML("Choose the settings and press <b>Train</b>.")
+    view = FigureView(1, 2, figsize=(11, 4.2))
+    ax_loss, ax_s = view.axes
+    (loss_line,) = ax_loss.plot([], [], color=COLORS["gd"], linewidth=1.2, label="train loss")
+    (s_line,) = ax_s.plot([], [], "-o", ms=3, color=COLORS["gd"], label=r"sharpness $S$")
+    (thr_line,) = ax_s.plot([], [], "--", color=COLORS["threshold"], linewidth=1.5, label="threshold")
+    ax_loss.set_yscale("log")
+    ax_loss.set_xlabel("step")
+    ax_loss.set_ylabel("train loss (MSE)")
+    ax_s.set_xlabel("step")
+    ax_s.set_ylabel(r"sharpness $\lambda_{\max}(H)$")
+    ax_loss.legend(loc="upper right")
+    ax_s.legend(loc="lower right")
+    box = widgets.VBox([
+        widgets.HBox([widgets.VBox([controls["eta"], controls["opt"], controls["momentum"]]),
+                      widgets.VBox([controls["arch"], controls["steps"], controls["train"]])]),
+        widgets.HBox([progress, message]), view.image])
+    box.run = None
+
+    def config() -> runs.RunConfig:
+        opt = controls["opt"].value
+        settings = base.to_dict()
+        settings.update(lr=float(controls["eta"].value), opt=opt, arch=controls["arch"].value,
+                        momentum=float(controls["momentum"].value) if opt != "gd" else 0.0,
+                        steps=int(controls["steps"].value), batch_size=None)
+        family = settings["arch"].split("-")[0]
+        if family != base.arch.split("-")[0]:  # a CNN's width counts channels, an MLP's units
+            settings["width"] = models.DEFAULT_WIDTH[family]
+        return runs.RunConfig.from_dict(settings)
+
+    def draw(steps, losses, eig_steps, sharp, thr, total, title):
+        loss_line.set_data(steps, _masked(losses))
+        s_line.set_data(eig_steps, sharp)
+        thr_line.set_data(eig_steps, thr)
+        color = COLORS.get(controls["opt"].value, COLORS["gd"])
+        loss_line.set_color(color)
+        s_line.set_color(color)
+        ax_loss.set_xlim(0, max(total, 1))
+        ax_s.set_xlim(0, max(total, 1))
+        finite = _masked(losses)
+        if len(finite):
+            ax_loss.set_ylim(max(finite.min() / 1.5, 1e-6), finite.max() * 1.5)
+        values = np.concatenate([np.asarray(sharp, float), np.asarray(thr, float)])
+        values = values[np.isfinite(values)]
+        if values.size:
+            ax_s.set_ylim(0, values.max() * 1.15)
+        ax_loss.set_title(title)
+        ax_s.set_title("sharpness and the method's threshold")
+        view.refresh()
+
+    def launch():
+        cfg = config()
+        progress.max, progress.value = cfg.steps, 0
+        rec = {"step": [], "loss": [], "eig_step": [], "sharpness": [], "threshold": []}
+        title = f"{OPT_LABELS[cfg.opt]}, eta={cfg.lr:.4g}" + (f", b={cfg.momentum:g}" if cfg.opt != "gd" else "")
+        message.value = f"training {cfg.label()} ..."
+
+        def callback(info):
+            rec["step"].append(info["step"])
+            rec["loss"].append(info["loss"])
+            if "sharpness" in info:
+                rec["eig_step"].append(info["step"])
+                rec["sharpness"].append(info["sharpness"])
+                rec["threshold"].append(info["threshold"])
+            progress.value = min(info["step"] + 1, cfg.steps)
+            if info["step"] % refresh_every == 0 or "sharpness" in info:
+                draw(rec["step"], rec["loss"], rec["eig_step"], rec["sharpness"], rec["threshold"], cfg.steps,
+                     title)
+
+        run = runs.cached_run(cfg, progress=False, callback=callback)
+        m = run.metrics
+        draw(m["step"], m["loss"], m["eig_step"], m["sharpness"], m["threshold"], cfg.steps, title)
+        progress.value = cfg.steps
+        if run.status == "diverged":
+            message.value = (f"<b>diverged</b> at step {run.info.get('stop_step')}: the loss stopped being "
+                             "finite (drawn at the top edge). Try a smaller eta.")
+        else:
+            s, thr = m["sharpness"], m["threshold"]
+            ratio = float(np.nanmax(s / thr)) if len(s) else float("nan")
+            message.value = (f"{run.status}: final loss {m['loss'][-1]:.4g}; "
+                             f"largest S / threshold = {ratio:.2f}")
+        box.run = run
+        return run
+
+    controls["train"].on_click(lambda _: launch())
+
+    def toggle(*_):
+        controls["momentum"].disabled = controls["opt"].value == "gd"
+
+    controls["opt"].observe(toggle, names="value")
+    toggle()
+    draw([], [], [], [], [], base.steps, "press Train")
+    box.controls, box.view, box.progress, box.message = controls, view, progress, message
+    box.config, box.launch = config, launch
+    return box
+
+
+# --------------------------------------------------------------------------- 3. scrubber
+
+
+@dataclass
+class TopDirectionTrace:
+    """A continuation of a finished run along which theta's position on v_max is recorded.
+
+    step (m+1,): step numbers (continuing the run's count); loss (m+1,): the train loss at
+    each step; position (m+1,): <theta_t - theta_start, v> with v the unit top eigenvector
+    of the Hessian at theta_start (its sign is arbitrary); sharpness: S(theta_start);
+    threshold: the method's own threshold at the continuation's step size.
+    """
+
+    step: np.ndarray
+    loss: np.ndarray
+    position: np.ndarray
+    sharpness: float
+    threshold: float
+
+    def displacement(self) -> np.ndarray:
+        """<theta_{t+1} - theta_t, v>, shape (m,)."""
+        return np.diff(self.position)
+
+    def flip_fraction(self) -> float:
+        """Fraction of consecutive steps whose displacements along v have opposite signs."""
+        d = np.sign(self.displacement())
+        return float(np.mean(d[1:] * d[:-1] < 0)) if d.size > 1 else float("nan")
+
+
+def top_direction_trace(run: runs.Run, steps: int = 40, *, device="cpu") -> TopDirectionTrace:
+    """Continue ``run`` for ``steps`` steps from its final parameters, with its optimiser
+    at its final step size, recording the position of theta along the Hessian's top
+    eigenvector at the start (``hessian.sharpness``, tol 1e-4). Momentum methods start
+    with an empty buffer (the run keeps only its parameters), so their first steps are a
+    transient."""
+    steps = validate.positive_int("steps", steps)
+    if not isinstance(run, runs.Run):
+        raise ValueError(f"run must be an eosteach.runs.Run, got {type(run).__name__}")
+    from .. import data, losses
+
+    cfg = run.config
+    if cfg.opt not in ("gd", "heavy_ball", "nesterov"):
+        raise ValueError(f"top_direction_trace needs a gd, heavy_ball or nesterov run, got opt={cfg.opt!r}")
+    net = run.model(device)
+    dtype = runs.DTYPES[cfg.dtype]
+    kwargs = dict(n_train=cfg.n_train, n_test=1, classes=cfg.classes, loss=cfg.loss,
+                  device=next(net.parameters()).device, dtype=dtype)
+    if cfg.data == "synthetic":
+        kwargs["seed"] = cfg.seed
+    ds = data.load_dataset(cfg.data, **kwargs)
+    loss_fn = losses.get_loss(cfg.loss)
+    x, y = ds.x_train, ds.y_train
+    res = hessian.sharpness(net, loss_fn, x, y, tol=1e-4, max_products=200)
+    v = res.eigenvectors[:, 0]
+    params = [p for p in net.parameters() if p.requires_grad]
+    lr = float(run.metrics["lr"][-1]) if len(run.metrics.get("lr", [])) else cfg.lr
+    opt = optim.make_optimizer(cfg.opt, params, lr, momentum=cfg.momentum)
+    start = hessian.flat_params(net).detach().clone()
+    position, loss_values = [], []
+    for _ in range(steps + 1):
+        with torch.no_grad():
+            position.append(float((hessian.flat_params(net) - start) @ v))
+        loss = loss_fn(net(x), y)
+        loss_values.append(float(loss))
+        grads = torch.autograd.grad(loss, params)
+        opt.step(grads)
+    first = int(run.metrics["step"][-1]) + 1 if len(run.metrics.get("step", [])) else 0
+    return TopDirectionTrace(step=np.arange(first, first + steps + 1), loss=np.array(loss_values),
+                             position=np.array(position), sharpness=res.top, threshold=float(opt.threshold()))
+
+
+def run_scrubber(run: runs.Run, trace: TopDirectionTrace | None = None):
+    """Scrub a finished run with a step slider.
+
+    Panels: the train loss (log scale), the sharpness with the method's threshold (and 0.9x
+    of it), each with a cursor at the chosen step; and, when ``trace`` is given (see
+    ``top_direction_trace``), the position along v_max over the continuation, with the
+    steps after the run's end reachable by the slider. Returns an ``ipywidgets.VBox`` with
+    ``.controls`` (step), ``.view``, ``.update()`` and ``.message``.
+    """
+    if not isinstance(run, runs.Run):
+        raise ValueError(f"run must be an eosteach.runs.Run, got {type(run).__name__}")
+    m = run.metrics
+    steps, losses = np.asarray(m["step"]), _masked(m["loss"])
+    if steps.size == 0:
+        raise ValueError("run has no recorded steps")
+    eig_steps, sharp, thr = np.asarray(m["eig_step"]), np.asarray(m["sharpness"]), np.asarray(m["threshold"])
+    last = int(steps[-1]) if trace is None else int(trace.step[-1])
+    color = COLORS.get(run.config.opt, COLORS["gd"])
+    controls = {"step": widgets.IntSlider(value=int(steps[-1]), min=0, max=last, step=1, description="step",
+                                          continuous_update=False, layout=widgets.Layout(width="60%"))}
+    message = widgets.HTML()
+    n_panels = 3 if trace is not None else 2
+    view = FigureView(1, n_panels, figsize=(4.3 * n_panels, 4.0))
+    ax_loss, ax_s = view.axes[:2]
+    ax_loss.semilogy(steps, losses, color=color, linewidth=1.0, label="run")
+    if trace is not None:
+        ax_loss.semilogy(trace.step, _masked(trace.loss), color="0.45", linewidth=1.0, label="continuation")
+        ax_loss.legend(loc="upper right")
+    ax_loss.set_xlabel("step")
+    ax_loss.set_ylabel("train loss")
+    ax_loss.set_title("loss")
+    ax_s.plot(eig_steps, sharp, "-o", ms=3, color=color, label=r"sharpness $S$")
+    ax_s.plot(eig_steps, thr, "--", color=COLORS["threshold"], label="threshold")
+    ax_s.plot(eig_steps, 0.9 * thr, ":", color=COLORS["threshold"], label="0.9 x threshold")
+    finite = np.concatenate([sharp[np.isfinite(sharp)], thr[np.isfinite(thr)]])
+    ax_s.set_ylim(0, (finite.max() if finite.size else 1.0) * 1.15)
+    ax_s.set_xlabel("step")
+    ax_s.set_ylabel(r"$\lambda_{\max}(H)$")
+    ax_s.set_title("sharpness")
+    ax_s.legend(loc="lower right")
+    cursors = [ax.axvline(int(steps[-1]), color="0.2", linewidth=1) for ax in (ax_loss, ax_s)]
+    dot = None
+    if trace is not None:
+        ax_p = view.axes[2]
+        ax_p.plot(trace.step, trace.position, "-o", ms=3, color=color)
+        ax_p.axhline(0.0, color="0.6", linewidth=0.8)
+        ax_p.set_xlabel("step")
+        ax_p.set_ylabel(r"$\langle\theta_t-\theta_{start}, v_{\max}\rangle$")
+        ax_p.set_title(r"position along $v_{\max}$")
+        (dot,) = ax_p.plot([trace.step[0]], [trace.position[0]], "o", ms=10, color="black", mfc="none", mew=2)
+    box = widgets.VBox([widgets.HBox([controls["step"], message]), view.image])
+
+    def update(*_):
+        t = controls["step"].value
+        for c in cursors:
+            c.set_xdata([t, t])
+        parts = [f"step {t}"]
+        if t <= steps[-1]:
+            i = int(np.searchsorted(steps, t))
+            parts.append(f"loss {m['loss'][min(i, len(steps) - 1)]:.4g}")
+        else:
+            parts.append(f"loss {trace.loss[t - trace.step[0]]:.4g} (continuation)")
+        if eig_steps.size:
+            j = max(int(np.searchsorted(eig_steps, t, side="right")) - 1, 0)
+            parts.append(f"S {sharp[j]:.4g} at step {eig_steps[j]} = {sharp[j] / thr[j]:.2f} x threshold")
+        if dot is not None:
+            k = int(np.clip(t - trace.step[0], 0, len(trace.step) - 1))
+            dot.set_data([trace.step[k]], [trace.position[k]])
+            if t >= trace.step[0]:
+                parts.append(f"position along v_max {trace.position[k]:+.3g}")
+        message.value = "; ".join(parts)
+        view.refresh()
+
+    controls["step"].observe(update, names="value")
+    update()
+    box.controls, box.view, box.update, box.message = controls, view, update, message
+    return box
+
+
+# --------------------------------------------------------------------------- paper scale
+
+
+def estimate_seconds(config: runs.RunConfig, *, measure_steps: int = 3) -> dict:
+    """Time ``measure_steps`` full-batch GD steps and one cold sharpness estimate (20
+    products) of ``config``'s network and data on ``config.device``, and extrapolate to the
+    whole run: steps x (seconds per step) + (steps / eig_every) x (seconds per estimate).
+    Returns per_step, per_eig and total (seconds). Momentum and RK4 flow steps cost about
+    the same as a GD step (flow: 4 gradients)."""
+    from .. import data, losses
+
+    measure_steps = validate.positive_int("measure_steps", measure_steps)
+    dev = _config.device(config.device)
+    ds = data.load_dataset(config.data, n_train=config.n_train, n_test=1, classes=config.classes,
+                           loss=config.loss, device=dev, dtype=runs.DTYPES[config.dtype])
+    net = models.make_model(config.arch, width=config.width, depth=config.depth, n_classes=ds.n_classes,
+                            seed=config.seed, dtype=runs.DTYPES[config.dtype], device=dev)
+    loss_fn = losses.get_loss(config.loss)
+    params = list(net.parameters())
+    start = time.perf_counter()
+    for _ in range(measure_steps):
+        grads = torch.autograd.grad(loss_fn(net(ds.x_train), ds.y_train), params)
+        with torch.no_grad():
+            torch._foreach_add_(params, grads, alpha=-config.lr)
+    per_step = (time.perf_counter() - start) / measure_steps * (4 if config.opt == "flow" else 1)
+    start = time.perf_counter()
+    hessian.sharpness(net, loss_fn, ds.x_train, ds.y_train, max_products=20)
+    per_eig = time.perf_counter() - start
+    n_eig = config.steps / config.eig_every if config.eig_every else 0
+    return {"per_step": per_step, "per_eig": per_eig, "total": config.steps * per_step + n_eig * per_eig}
+
+
+def paper_scale(config: runs.RunConfig, *, progress: bool = True):
+    """With CUDA: ``runs.cached_run(config)`` on the GPU, returned. Without: print how long
+    ``config`` would take on this CPU (``estimate_seconds``) and return None, so that a
+    lesson falls back on its lesson-scale runs."""
+    if not isinstance(config, runs.RunConfig):
+        raise ValueError(f"config must be a RunConfig, got {type(config).__name__}")
+    if torch.cuda.is_available():
+        return runs.cached_run(runs.RunConfig.from_dict({**config.to_dict(), "device": "cuda"}), progress=progress)
+    est = estimate_seconds(runs.RunConfig.from_dict({**config.to_dict(), "device": "cpu"}))
+    print(f"No CUDA here. On this CPU, {config.label()} for {config.steps} steps would take about "
+          f"{est['total'] / 3600:.1f} hours ({est['per_step'] * 1e3:.0f} ms per step, {est['per_eig']:.1f} s per "
+          "cold sharpness estimate). The lesson-scale runs stand in for it.")
+    return None

@@ -1,0 +1,222 @@
+"""The widgets of lessons 3-4 built headless and driven through their extremes, and the
+exercise checkers of ``eosteach.exercises.sharpness`` (accept a right answer, reject a
+wrong one). Tiny synthetic runs keep every test to a few seconds."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from eosteach import hessian, losses, models, runs, thresholds
+from eosteach.exercises import sharpness as ex
+from eosteach.widgets import training
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture()
+def runs_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("EOSTEACH_RUNS", str(tmp_path / "runs"))
+    return tmp_path / "runs"
+
+
+def tiny_config(**kw):
+    settings = dict(data="synthetic", n_train=48, classes=3, width=12, steps=30, eig_every=5, lr=0.05,
+                    device="cpu")
+    settings.update(kw)
+    return runs.RunConfig(**settings)
+
+
+def tiny_net_data():
+    net = models.make_model("fc-tanh", input_dim=6, n_classes=3, width=5, seed=0, dtype=torch.float64)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(20, 6, generator=gen, dtype=torch.float64)
+    y = torch.nn.functional.one_hot(torch.randint(0, 3, (20,), generator=gen), 3).double()
+    return net, x, y
+
+
+# --------------------------------------------------------------------------- solvers
+
+
+def test_solver_traces_match_dense_hessian_and_lanczos_wins():
+    net, x, y = tiny_net_data()
+    tr = training.solver_traces(net, losses.mse, x, y, max_products=40)
+    dense = torch.linalg.eigvalsh(hessian.dense_hessian(net, losses.mse, x, y))
+    assert tr.reference == pytest.approx(float(dense[-1]), rel=1e-12)
+    # Rayleigh quotients and Ritz values never exceed lambda_max (up to rounding).
+    assert np.all(tr.power <= tr.reference * (1 + 1e-9))
+    assert np.all(tr.lanczos <= tr.reference * (1 + 1e-9))
+    # Ritz values increase with the Krylov space; Lanczos reaches 1e-6 and is ahead of power.
+    assert np.all(np.diff(tr.lanczos) >= -1e-9 * tr.reference)
+    need_l, need_p = tr.products_to("lanczos", 1e-6), tr.products_to("power", 1e-6)
+    assert need_l is not None and (need_p is None or need_l < need_p)
+
+
+def test_solver_demo_slider_extremes_change_png():
+    net, x, y = tiny_net_data()
+    w = training.solver_demo(training.solver_traces(net, losses.mse, x, y, max_products=30))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        slider = w.controls["products"]
+        pictures = []
+        for value in (slider.min, slider.max):
+            slider.value = value
+            assert w.view.png[:8] == PNG
+            pictures.append(w.view.png)
+            assert f"after {value} products" in w.message.value
+    assert pictures[0] != pictures[1]
+
+
+# --------------------------------------------------------------------------- launcher
+
+
+def test_launcher_trains_live_and_caches(runs_dir):
+    base = tiny_config()
+    w = training.training_launcher(base, refresh_every=5)
+    before = w.view.png
+    calls = []
+    original = w.view.refresh
+
+    def counting_refresh():
+        calls.append(1)
+        original()
+
+    w.view.refresh = counting_refresh
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        w.controls["eta"].value = 0.05
+        w.controls["steps"].value = 30
+        run = w.launch()
+    assert run.status == "finished" and len(calls) >= 5  # live: refreshed during the run
+    assert w.progress.value == w.progress.max == 30
+    assert w.view.png != before
+    assert w.config() == run.config and runs.cache_path(run.config).is_dir()
+    assert "largest S / threshold" in w.message.value
+
+
+def test_launcher_extremes_momentum_and_divergence(runs_dir):
+    w = training.training_launcher(tiny_config(steps=20), refresh_every=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        w.controls["opt"].value = "heavy_ball"
+        assert not w.controls["momentum"].disabled
+        w.controls["momentum"].value = w.controls["momentum"].max
+        w.controls["steps"].value = 20
+        w.controls["eta"].value = w.controls["eta"].min
+        run = w.launch()
+        assert run.config.opt == "heavy_ball" and run.config.momentum == pytest.approx(0.99)
+        assert run.metrics["threshold"][0] == pytest.approx(thresholds.heavy_ball(run.config.lr, 0.99))
+        w.controls["opt"].value = "gd"
+        assert w.controls["momentum"].disabled and w.config().momentum == 0.0
+
+
+def test_launcher_diverged_run_is_drawn(runs_dir):
+    w = training.training_launcher(tiny_config(steps=20), refresh_every=5, eta_range=(0.001, 1000.0))
+    w.controls["eta"].value = w.controls["eta"].max
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        run = w.launch()
+    assert run.status == "diverged"
+    assert "diverged" in w.message.value
+    assert w.view.png[:8] == PNG
+
+
+# --------------------------------------------------------------------------- scrubber
+
+
+def test_trace_and_scrubber(runs_dir):
+    run = runs.cached_run(tiny_config(steps=40, lr=0.5), progress=False)
+    trace = training.top_direction_trace(run, steps=12)
+    assert trace.step[0] == run.metrics["step"][-1] + 1 and len(trace.position) == 13
+    assert trace.position[0] == 0.0
+    # Independent check of the recorded sharpness (Lanczos inside): power iteration, float64.
+    from eosteach import data
+
+    net = run.model().double()
+    ds = data.load_dataset("synthetic", n_train=48, classes=3, seed=0, loss="mse", dtype=torch.float64)
+    op = hessian.HessianOperator(net, losses.mse, ds.x_train, ds.y_train)
+    power = hessian.power_iteration(op.matvec, op.n, tol=1e-7, max_products=3000, dtype=torch.float64)
+    assert trace.sharpness == pytest.approx(power.top, rel=2e-3)
+    w = training.run_scrubber(run, trace)
+    slider = w.controls["step"]
+    pictures = set()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for value in (slider.min, int(run.metrics["step"][-1]), slider.max):
+            slider.value = value
+            assert w.view.png[:8] == PNG
+            pictures.add(w.view.png)
+    assert len(pictures) == 3
+    assert "position along v_max" in w.message.value
+
+
+def test_flip_fraction_counts_alternation():
+    tr = training.TopDirectionTrace(step=np.arange(6), loss=np.ones(6),
+                                    position=np.array([0.0, 1.0, -0.5, 0.8, -0.2, 0.1]),
+                                    sharpness=1.0, threshold=1.0)
+    assert tr.flip_fraction() == 1.0
+    tr.position = np.arange(6.0)
+    assert tr.flip_fraction() == 0.0
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="base"):
+        training.training_launcher(base="gd")
+    with pytest.raises(ValueError, match="run"):
+        training.run_scrubber(None)
+    net, x, y = tiny_net_data()
+    with pytest.raises(ValueError, match="max_products"):
+        training.solver_traces(net, losses.mse, x, y, max_products=10_000)
+
+
+# --------------------------------------------------------------------------- exercises
+
+
+def _good_hvp(model, loss_fn, x, y, v):
+    params = list(model.parameters())
+    g = torch.autograd.grad(loss_fn(model(x), y), params, create_graph=True)
+    g = torch.cat([t.reshape(-1) for t in g])
+    return torch.cat([t.reshape(-1) for t in torch.autograd.grad(g @ v, params)])
+
+
+def _good_power(hvp, n, n_iters):
+    v = torch.randn(n, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    v /= v.norm()
+    lam = 0.0
+    for _ in range(n_iters):
+        w = hvp(v)
+        lam = float(v @ w)
+        v = w / w.norm()
+    return lam
+
+
+def test_checkers_accept_right_and_reject_wrong(capsys):
+    assert ex.check_hvp(_good_hvp)
+    assert not ex.check_hvp(lambda m, f, x, y, v: 2 * _good_hvp(m, f, x, y, v))
+    assert "relative error" in capsys.readouterr().out
+    assert ex.check_power_iteration(_good_power)
+    assert not ex.check_power_iteration(lambda hvp, n, k: float(hvp(torch.ones(n, dtype=torch.float64)).norm()))
+    assert not ex.check_power_iteration(lambda hvp, n, k: 1 / 0)
+    assert "ZeroDivisionError" in capsys.readouterr().out
+    assert ex.check_threshold(thresholds.threshold)
+    assert not ex.check_threshold(lambda method, eta, b: 2 / eta)
+    assert ex.check_threshold_value(thresholds.heavy_ball(0.02, 0.9), "heavy_ball", 0.02, 0.9)
+    assert not ex.check_threshold_value(2 / 0.02, "heavy_ball", 0.02, 0.9)
+    assert "GD's 2/eta" in capsys.readouterr().out
+
+
+def test_bisection_threshold_is_independent_and_right():
+    # Simulate heavy-ball and Nesterov on s theta^2/2 just below and above the bisection value.
+    for method in ("heavy_ball", "nesterov"):
+        eta, b = 0.05, 0.7
+        s_star = ex.stability_threshold(method, eta, b)
+        for s, grows in ((0.98 * s_star, False), (1.02 * s_star, True)):
+            theta, buf = 1.0, 0.0
+            for _ in range(3000):
+                g = s * theta
+                buf = b * buf + g
+                theta -= eta * ((g + b * buf) if method == "nesterov" else buf)
+            assert (abs(theta) > 1.0) == grows
