@@ -405,6 +405,28 @@ def _gram_coefficients():
     return (lambda Q, D: float(cx(float(Q), float(D)))), (lambda Q, D: float(cy(float(Q), float(D))))
 
 
+# --- data -----------------------------------------------------------------------------
+
+def binary_cifar10(n: int, *, classes=("airplane", "automobile"), root=None, download: bool = True):
+    """(X (n, 3072) float64, y (n,) in {+1, -1}): a two-class CIFAR-10 subset for this model.
+
+    The model has one output, so it needs scalar targets; we use a two-class task with
+    y = +1 for the first class and -1 for the second (our choice: the closest analogue of
+    Cohen et al.'s one-hot MSE setting; the theory holds for any scalar y). The images are
+    the first n/2 of each class in the training set, with Cohen et al.'s preprocessing
+    (``eosteach.data.load_cifar10(n, classes=..., balanced=True)``), so subsets of
+    increasing n are nested. Krizhevsky (2009).
+    """
+    from . import data
+
+    n = validate.positive_int("n", n, minimum=2)
+    if len(tuple(classes)) != 2:
+        raise ValueError(f"classes must name exactly two CIFAR-10 classes, got {classes!r}")
+    ds = data.load_cifar10(n, classes=tuple(classes), balanced=True, loss="ce", root=root, download=download)
+    labels = ds.y_train.cpu().numpy()
+    return ds.x_train.cpu().double().numpy(), np.where(labels == 0, 1.0, -1.0)
+
+
 # --- gradient descent -------------------------------------------------------------------
 
 def init(X, depth: int, *, scale: float = 0.1, seed: int = 0):

@@ -161,9 +161,10 @@ def test_edge_of_stability_in_the_minimalist_model():
 def test_cifar10_subset_minimum_matches_the_exact_prediction(cifar_root):
     from eosteach import data
 
+    X, y = mm.binary_cifar10(50, root=cifar_root, download=False)
     ds = data.load_cifar10(50, classes=2, balanced=True, loss="ce", root=cifar_root, download=False)
-    X = ds.x_train.double().numpy()
-    y = 2.0 * ds.y_train.numpy() - 1.0
+    assert X.shape == (50, 3072) and np.array_equal(y, np.where(ds.y_train.numpy() == 0, 1.0, -1.0))
+    assert np.sum(y == 1) == 25 and np.allclose(X, ds.x_train.double().numpy())
     Z, _ = mm.row_space(X)
     exact = mm.balanced_sharpness(Z, y, 2)
     assert exact == pytest.approx(mm.balanced_sharpness(X, y, 2), rel=1e-9)
@@ -190,6 +191,7 @@ def test_cifar10_subset_minimum_matches_the_exact_prediction(cifar_root):
         (lambda: mm.gd(np.eye(2), np.ones(2), np.ones(2), [1.0], eta=0.1, steps=-1), "steps must be an integer >= 0"),
         (lambda: mm.init(np.eye(2), 3, scale=-1.0), "scale must be a finite number > 0"),
         (lambda: mm.sharpness_bounds(1.0, 2, 1.0, 4, mean_y2=0.0), "mean_y2 must be a finite number > 0"),
+        (lambda: mm.binary_cifar10(10, classes=("cat",)), "classes must name exactly two"),
     ],
 )
 def test_bad_input_raises_value_error_naming_the_parameter(call, match):
