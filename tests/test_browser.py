@@ -51,7 +51,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-RUN_ALL_TIMEOUT_S = 600  # one lesson, fast scale; a hung kernel fails here, not in CI's global limit
+RUN_ALL_TIMEOUT_S = 900  # one lesson, fast scale; a hung kernel fails here, not in CI's global limit
 SLIDER_TIMEOUT_S = 30
 
 # Text in an error/stderr output that means something went wrong. tqdm progress bars also
@@ -255,8 +255,11 @@ JS_KERNEL_STATUS = """() => {
   const s = w && w.sessionContext;
   return s && s.session && s.session.kernel ? s.session.kernel.status : null;
 }"""
-JS_PROMPTS = """() => Array.from(document.querySelectorAll(
-  '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputPrompt')).map(e => e.textContent.trim())"""
+# [execution count, execution state] of every code cell, from the notebook's model: a
+# collapsed (source_hidden) solution cell shows no prompt in the page but still runs.
+JS_CELLS = """() => window.jupyterapp.shell.currentWidget.content.widgets
+  .filter(cell => cell.model.type === 'code')
+  .map(cell => [cell.model.executionCount, cell.model.executionState])"""
 JS_PROBLEMS = r"""() => {
   const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
   const out = [];
@@ -297,13 +300,13 @@ class LessonPage:
     def run_all(self) -> None:
         self.page.evaluate("() => window.jupyterapp.commands.execute('notebook:clear-all-cell-outputs')")
         self.menu("Run", "Run All Cells")
-        # Done when no cell is queued or running ([*]) and the kernel is idle, stably:
+        # Done when no cell is queued or running ([*]) and the kernel is idle, for 2 s:
         # a cell that raises stops Run All, which leaves later cells at [ ].
         deadline = time.time() + RUN_ALL_TIMEOUT_S
         quiet_since = None
         while time.time() < deadline:
-            prompts = self.page.evaluate(JS_PROMPTS)
-            busy = any("*" in p for p in prompts) or self.page.evaluate(JS_KERNEL_STATUS) != "idle"
+            cells = self.page.evaluate(JS_CELLS)
+            busy = any(state == "running" for _, state in cells) or self.page.evaluate(JS_KERNEL_STATUS) != "idle"
             if busy:
                 quiet_since = None
             elif quiet_since is None:
@@ -322,7 +325,7 @@ class LessonPage:
         return found
 
     def unexecuted_cells(self) -> int:
-        return sum(1 for p in self.page.evaluate(JS_PROMPTS) if not re.search(r"\[\d+\]", p))
+        return sum(1 for count, _ in self.page.evaluate(JS_CELLS) if count is None)
 
     def move_a_slider(self) -> Path | None:
         """Press ArrowRight on sliders, in order, until the output beside one changes.
@@ -406,7 +409,7 @@ def drive(context, lab: LabServer, name: str) -> dict:
             "widget_plugins": dict(page.evaluate(JS_WIDGET_PLUGINS)),
             "problems": lesson.problems(),
             "unexecuted": lesson.unexecuted_cells(),
-            "n_cells": len(page.evaluate(JS_PROMPTS)),
+            "n_cells": len(page.evaluate(JS_CELLS)),
         }
         lesson.shot("after_run_all")
         result["slider_shot"] = None if result["problems"] else lesson.move_a_slider()
