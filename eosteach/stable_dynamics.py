@@ -181,7 +181,8 @@ class Trajectory:
     """A trajectory sampled at every step t = 0..T (arrays of length T+1).
 
     theta (T+1, n) float tensor; loss; sharpness (NaN where not measured); sigma2 and alpha,
-    beta (NaN where not measured); ``time`` in gradient steps (the flow's t is continuous)."""
+    beta (NaN where not measured); ``time`` in gradient steps (the flow's t is continuous);
+    u (T+1, n): the top eigenvector at each point (constrained trajectory only)."""
 
     time: np.ndarray
     theta: torch.Tensor
@@ -190,6 +191,7 @@ class Trajectory:
     alpha: np.ndarray = field(default=None)
     beta: np.ndarray = field(default=None)
     sigma2: np.ndarray = field(default=None)
+    u: torch.Tensor = field(default=None)
 
 
 def _nan(n):
@@ -221,17 +223,18 @@ def constrained_trajectory(land: Landscape, theta0, eta, steps: int, **project_k
     project_kw.setdefault("rtol_u", 1e-4)
     out = dict(loss=_nan(steps + 1), S=_nan(steps + 1), alpha=_nan(steps + 1), beta=_nan(steps + 1),
                sigma2=_nan(steps + 1))
-    thetas = []
+    thetas, us = [], []
     theta = theta0
     for t in range(steps + 1):
         p = project(land, theta, eta, **project_kw)
         q = p.quantities
         thetas.append(p.theta)
+        us.append(q.u)
         out["loss"][t], out["S"][t], out["alpha"][t], out["beta"][t] = q.loss, q.S, q.alpha, q.beta
         out["sigma2"][t] = q.sigma2
         theta = p.theta - eta * q.grad
     return Trajectory(np.arange(steps + 1, dtype=float), torch.stack(thetas), out["loss"], out["S"],
-                      out["alpha"], out["beta"], out["sigma2"])
+                      out["alpha"], out["beta"], out["sigma2"], torch.stack(us))
 
 
 def central_flow(land: Landscape, theta0, eta, duration: float, *, dt: float = 0.5) -> Trajectory:
