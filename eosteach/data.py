@@ -367,9 +367,13 @@ def synthetic(
     """A SYNTHETIC dataset for offline use (no download): it is NOT CIFAR-10.
 
     A Gaussian mixture: class means mu_c with independent N(0, (separation / 4)^2)
-    coordinates, labels y uniform over the classes, x = mu_y + N(0, I_dim); then each feature is
-    standardised with the training statistics, as for CIFAR-10. Same shapes and target
-    conventions as ``load_cifar10``; deterministic in ``seed`` on every platform.
+    coordinates, labels y uniform over the classes, x = mu_y + N(0, I_dim); then each
+    feature is standardised with the mixture's exact (population) mean and standard
+    deviation, the analogue of CIFAR-10's full-training-set statistics. Means, training
+    labels, training noise, test labels and test noise come from five separate random
+    streams, so the first n training examples do not depend on n_test and are the first n
+    of any larger ``n_train`` (as "the first n" CIFAR-10 images are). Same shapes and
+    target conventions as ``load_cifar10``; deterministic in ``seed`` on every platform.
     """
     n_train = validate.positive_int("n_train", n_train)
     n_test = validate.positive_int("n_test", n_test)
@@ -380,22 +384,25 @@ def synthetic(
     validate.choice("loss", loss, LOSSES)
     device = config.device(device)
 
-    rng = np.random.default_rng(seed)
-    means = rng.standard_normal((n_classes, dim)) * separation / 4.0
-    labels = rng.integers(n_classes, size=n_train + n_test)
-    x = means[labels] + rng.standard_normal((n_train + n_test, dim))
-    mu, sigma = x[:n_train].mean(axis=0), x[:n_train].std(axis=0)
-    x = (x - mu) / np.where(sigma > 0, sigma, 1.0)
+    means = np.random.default_rng([seed, 0]).standard_normal((n_classes, dim)) * separation / 4.0
+    # Mixture with uniform weights: E[x] = mean of the mu_c, Var[x_j] = 1 + variance of the mu_cj.
+    centre = means.mean(axis=0)
+    scale = np.sqrt(1.0 + ((means - centre) ** 2).mean(axis=0))
 
-    def tensor(a: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(a).to(device=device, dtype=dtype)
+    def draw(n: int, stream: int) -> tuple[torch.Tensor, np.ndarray]:
+        labels = np.random.default_rng([seed, stream]).integers(n_classes, size=n)
+        noise = np.random.default_rng([seed, stream + 1]).standard_normal((n, dim))
+        x = (means[labels] + noise - centre) / scale
+        return torch.from_numpy(x).to(device=device, dtype=dtype), labels
 
+    x_train, y_train = draw(n_train, 1)
+    x_test, y_test = draw(n_test, 3)
     return Dataset(
         name=f"synthetic-{_size_name(n_train)} (not CIFAR-10)",
-        x_train=tensor(x[:n_train]),
-        y_train=_targets(labels[:n_train], loss, n_classes, dtype).to(device),
-        x_test=tensor(x[n_train:]),
-        y_test=_targets(labels[n_train:], loss, n_classes, dtype).to(device),
+        x_train=x_train,
+        y_train=_targets(y_train, loss, n_classes, dtype).to(device),
+        x_test=x_test,
+        y_test=_targets(y_test, loss, n_classes, dtype).to(device),
         classes=tuple(f"synthetic-{c}" for c in range(n_classes)),
         synthetic=True,
         loss=loss,
