@@ -81,7 +81,8 @@ def main(argv=None) -> None:
     print(f"fc-tanh 200-200, {ds.name}, GD eta=0.02, {device}, {args.dtype}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads")
 
-    runs.train(runs.RunConfig(**base, steps=5, eig_every=None), progress=False)  # warm-up
+    # Warm-up: the first double-backward pass of a process costs ~30 steps, once.
+    runs.train(runs.RunConfig(**base, steps=5, eig_every=2), progress=False)
     bare_loop(ds.x_train, ds.y_train, 5, 0.02, dtype, device)
     bare, plain, off, tracked = [], [], [], []
     for _ in range(args.repeats):
