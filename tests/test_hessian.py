@@ -199,7 +199,8 @@ def test_float32_matches_float64():
     r64 = hessian.sharpness(model64, mse, x, y, tol=1e-8)
     r32 = hessian.sharpness(model32, mse, x.float(), y.float(), tol=1e-5)
     assert r32.eigenvalues.dtype == torch.float32 and r32.eigenvectors.dtype == torch.float32
-    assert math.isclose(r32.top, r64.top, rel_tol=1e-4)
+    # float32 products, float64 Lanczos arithmetic: the error is that of the products
+    assert math.isclose(r32.top, r64.top, rel_tol=1e-6)
 
 
 def test_chunked_sharpness_equals_one_chunk():
