@@ -371,10 +371,13 @@ def top_direction_trace(run: runs.Run, steps: int = 40, *, device="cpu") -> TopD
         raise ValueError(f"top_direction_trace needs a gd, heavy_ball or nesterov run, got opt={cfg.opt!r}")
     net = run.model(device)
     dtype = runs.DTYPES[cfg.dtype]
-    kwargs = dict(n_train=cfg.n_train, n_test=1, classes=cfg.classes, loss=cfg.loss,
+    # The training set exactly as the run loaded it (for synthetic data n_test is part of the draw).
+    kwargs = dict(n_train=cfg.n_train, classes=cfg.classes, loss=cfg.loss,
                   device=next(net.parameters()).device, dtype=dtype)
     if cfg.data == "synthetic":
         kwargs["seed"] = cfg.seed
+    else:
+        kwargs["n_test"] = 1
     ds = data.load_dataset(cfg.data, **kwargs)
     loss_fn = losses.get_loss(cfg.loss)
     x, y = ds.x_train, ds.y_train
@@ -389,7 +392,7 @@ def top_direction_trace(run: runs.Run, steps: int = 40, *, device="cpu") -> TopD
         with torch.no_grad():
             position.append(float((hessian.flat_params(net) - start) @ v))
         loss = loss_fn(net(x), y)
-        loss_values.append(float(loss))
+        loss_values.append(float(loss.detach()))
         grads = torch.autograd.grad(loss, params)
         opt.step(grads)
     first = int(run.metrics["step"][-1]) + 1 if len(run.metrics.get("step", [])) else 0
@@ -489,8 +492,8 @@ def estimate_seconds(config: runs.RunConfig, *, measure_steps: int = 3) -> dict:
 
     measure_steps = validate.positive_int("measure_steps", measure_steps)
     dev = _config.device(config.device)
-    ds = data.load_dataset(config.data, n_train=config.n_train, n_test=1, classes=config.classes,
-                           loss=config.loss, device=dev, dtype=runs.DTYPES[config.dtype])
+    ds = data.load_dataset(config.data, n_train=config.n_train, classes=config.classes, loss=config.loss,
+                           device=dev, dtype=runs.DTYPES[config.dtype])
     net = models.make_model(config.arch, width=config.width, depth=config.depth, n_classes=ds.n_classes,
                             seed=config.seed, dtype=runs.DTYPES[config.dtype], device=dev)
     loss_fn = losses.get_loss(config.loss)
