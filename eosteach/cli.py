@@ -14,6 +14,8 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
+
 EXIT_USAGE = 2
 
 
@@ -147,21 +149,28 @@ def plot_runs(runs_, ax_loss, ax_sharp) -> None:
     each run's threshold (2/eta for GD) as a dashed line of the run's colour."""
     import matplotlib as mpl
 
+    from matplotlib.lines import Line2D
+
     colors = mpl.rcParams["axes.prop_cycle"].by_key()["color"]
+    any_threshold = False
     for i, run in enumerate(runs_):
         m, color = run.metrics, colors[i % len(colors)]
         label = run.config.label() + (" (SYNTHETIC data)" if run.info.get("synthetic") else "")
         ax_loss.plot(m["step"], m["loss"], color=color, lw=1.2, label=label)
         if len(m["eig_step"]):
-            ax_sharp.plot(m["eig_step"], m["sharpness"], color=color, lw=1.5, marker=".", ms=3, label=label)
-            thr = m["threshold"]
-            if not all(x != x for x in thr):  # not all NaN (gradient flow has no threshold)
-                ax_sharp.step(m["eig_step"], thr, where="post", color=color, ls="--", lw=1.2,
-                              label=f"threshold ({'2/eta' if run.config.opt in ('gd', 'sgd') else run.config.opt})")
-    ax_loss.set(xlabel="step", ylabel="train loss", title="training loss", yscale="log")
+            ax_sharp.plot(m["eig_step"], m["sharpness"], color=color, lw=1.5, marker=".", ms=3)
+            thr = np.asarray(m["threshold"], dtype=float)
+            if np.isfinite(thr).any():  # gradient flow has no threshold
+                last = max(int(m["step"][-1]) if len(m["step"]) else 0, int(m["eig_step"][-1]))
+                ax_sharp.step(np.append(m["eig_step"], last), np.append(thr, thr[-1]), where="post",
+                              color=color, ls="--", lw=1.2)
+                any_threshold = True
+    ax_loss.set(xlabel="step", ylabel="train loss", title="training loss")
     ax_sharp.set(xlabel="step", ylabel="sharpness  S(theta)", title="sharpness")
     ax_loss.legend(loc="upper right")
-    ax_sharp.legend(loc="lower right")
+    if any_threshold:
+        ax_sharp.legend(handles=[Line2D([], [], color="k", lw=1.5, marker=".", label="sharpness"),
+                                 Line2D([], [], color="k", ls="--", lw=1.2, label="threshold (2/eta for GD)")], loc="best")
 
 
 def _cmd_plot(args) -> int:
