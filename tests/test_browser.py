@@ -415,6 +415,8 @@ def drive(context, lab: LabServer, name: str) -> dict:
         result["slider_shot"] = None if result["problems"] else lesson.move_a_slider()
         result["page_errors"] = console_errors
         result["total_s"] = time.time() - t0
+        # What was seen, beside the screenshots: CI keeps it when a lesson fails.
+        (ARTIFACTS / f"{lesson.stem}_result.json").write_text(json.dumps(result, indent=1, default=str))
         return result
     except Exception:
         lesson.shot("failure")
