@@ -20,9 +20,12 @@ Modules, one idea each:
     optim       exact full-batch optimisers and learning-rate schedules
     runs        training runs with sharpness tracking, run folders, resume, cache
     cli         the ``eosteach`` command
-    selfstab    self-stabilization (Damian, Nichani & Lee, 2022) and the central flow
-    widgets     the interactive demos of the lessons
-    exercises   checkers for the lessons' coding exercises
+    selfstab    the self-stabilization map and ODE (Damian, Nichani & Lee, 2022)
+    stable_dynamics  the stable set, constrained trajectory and central flow on a network
+    minimalist  the minimalist model of Yoo, Song & Yun (ICML 2025)
+    widgets     the interactive demos of the lessons (one module per topic)
+    exercises   checkers for the lessons' coding exercises (one module per topic)
+    student     student copies of the lessons (solutions removed)
 """
 
 __version__ = "0.1.0"
