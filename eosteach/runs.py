@@ -241,7 +241,12 @@ class Run:
 
     def __repr__(self) -> str:
         steps = len(self.metrics.get("step", []))
-        return f"Run({self.config.label()}, status={self.status!r}, steps={steps}, path={self.path})"
+        # A cached run is named by its folder alone, so that printed runs (in committed
+        # notebooks, say) do not carry one machine's cache path.
+        where = self.path
+        if where is not None and Path(where).parent == _config.runs_dir():
+            where = f"<runs cache>/{Path(where).name}"
+        return f"Run({self.config.label()}, status={self.status!r}, steps={steps}, path={where})"
 
 
 def load_run(path) -> Run:

@@ -197,3 +197,12 @@ def test_bad_settings_name_the_parameter():
             tiny(**changes)
     with pytest.raises(FileNotFoundError):
         runs.load_run("/nonexistent/run")
+
+
+def test_repr_of_a_cached_run_names_no_machine_path(tmp_path, monkeypatch):
+    monkeypatch.setenv("EOSTEACH_RUNS", str(tmp_path / "cache"))
+    run = runs.cached_run(tiny(steps=3, eig_every=None), progress=False)
+    assert str(tmp_path) not in repr(run)
+    assert f"path=<runs cache>/{run.path.name}" in repr(run)
+    elsewhere = runs.train(tiny(steps=3, eig_every=None), out=tmp_path / "mine", progress=False)
+    assert f"path={tmp_path / 'mine'}" in repr(elsewhere)
