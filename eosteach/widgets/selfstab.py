@@ -112,3 +112,67 @@ def selfstab_demo(alpha: float = 1.0, beta: float = 1.0, eta: float = 0.02, x0: 
     box.message = message
     draw()
     return box
+
+
+def paths_scrubber(steps, paths: dict, threshold: float):
+    """Scrub GD, the constrained trajectory and the central flow step by step.
+
+    ``steps``: (T,) step numbers; ``paths``: name -> dict with arrays ``loss`` (T,) and
+    ``sharpness`` (T,), one entry per path (for instance "GD", "constrained trajectory",
+    "central flow"); ``threshold``: 2/eta. A step slider draws every path up to the chosen
+    step, with a marker at that step, on the loss (left) and on the sharpness against the
+    threshold (right); the text line reports each path's loss and S/(2/eta) there.
+    Returns an ``ipywidgets.VBox`` with ``controls`` ({"step": IntSlider}), ``view`` and
+    ``message`` (cf. Damian, Nichani & Lee 2022, Fig. 5; Cohen, Damian et al. 2024).
+    """
+    steps = np.asarray(steps)
+    if steps.ndim != 1 or len(steps) < 2:
+        raise ValueError(f"steps must be a 1-D array of at least 2 step numbers, got shape {steps.shape}")
+    if not isinstance(paths, dict) or not paths:
+        raise ValueError("paths must be a non-empty dict: name -> {'loss': (T,), 'sharpness': (T,)}")
+    for name, path in paths.items():
+        for key in ("loss", "sharpness"):
+            if key not in path or np.shape(path[key]) != steps.shape:
+                raise ValueError(f"paths[{name!r}][{key!r}] must be an array of shape {steps.shape}")
+    threshold = float(threshold)
+    colors = ["#1f77b4", "#ff7f0e", "#7f7f7f", "#2ca02c", "#9467bd"]
+
+    view = FigureView(1, 2, figsize=(11, 3.6))
+    ax_loss, ax_s = view.axes
+    lines, dots = {}, {}
+    for (name, path), color in zip(paths.items(), colors):
+        lines[name, "loss"], = ax_loss.plot([], [], color=color, lw=1.5, label=name)
+        lines[name, "sharpness"], = ax_s.plot([], [], color=color, lw=1.5, label=name)
+        dots[name, "loss"], = ax_loss.plot([], [], "o", color=color, ms=6)
+        dots[name, "sharpness"], = ax_s.plot([], [], "o", color=color, ms=6)
+    all_loss = np.concatenate([np.asarray(p["loss"], float) for p in paths.values()])
+    all_s = np.concatenate([np.asarray(p["sharpness"], float) for p in paths.values()] + [[threshold]])
+    ax_loss.set(xlim=(steps[0], steps[-1]), ylim=(np.nanmin(all_loss) * 0.98, np.nanmax(all_loss) * 1.02),
+                xlabel="step", ylabel="training loss", title="loss")
+    ax_s.axhline(threshold, color="#444444", ls="--", lw=1.5, label=r"$2/\eta$")
+    ax_s.set(xlim=(steps[0], steps[-1]), ylim=(np.nanmin(all_s) * 0.97, np.nanmax(all_s) * 1.03),
+             xlabel="step", ylabel="sharpness S", title="sharpness")
+    ax_loss.legend(loc="upper right", fontsize=10)
+    ax_s.legend(loc="upper left", fontsize=10)
+
+    slider = widgets.IntSlider(value=len(steps) - 1, min=0, max=len(steps) - 1, description="step index",
+                               continuous_update=False, layout=widgets.Layout(width="60%"))
+    message = widgets.HTML()
+
+    def update(*_):
+        i = slider.value
+        parts = [f"step {int(steps[i])}"]
+        for name, path in paths.items():
+            for key in ("loss", "sharpness"):
+                values = np.asarray(path[key], float)
+                lines[name, key].set_data(steps[: i + 1], values[: i + 1])
+                dots[name, key].set_data([steps[i]], [values[i]])
+            parts.append(f"{name}: loss {path['loss'][i]:.4f}, S/(2/η) {path['sharpness'][i] / threshold:.3f}")
+        message.value = " &nbsp;|&nbsp; ".join(parts)
+        view.refresh()
+
+    slider.observe(update, names="value")
+    update()
+    box = widgets.VBox([slider, message, view.image])
+    box.controls, box.view, box.message = {"step": slider}, view, message
+    return box
