@@ -43,6 +43,9 @@ class Optimizer:
     """
 
     name = "base"
+    #: Names of the per-parameter state lists (momentum buffers, second moments) that
+    #: ``state_dict`` saves and ``load_state_dict`` restores, so resume is exact.
+    buffers: tuple[str, ...] = ()
 
     def __init__(self, params, lr: float):
         self.params = list(params)
@@ -64,11 +67,13 @@ class Optimizer:
         return None
 
     def state_dict(self) -> dict:
-        return {"t": self.t, "lr": self.lr}
+        return {"t": self.t, "lr": self.lr, **{b: self._copy(getattr(self, b)) for b in self.buffers}}
 
     def load_state_dict(self, state: dict) -> None:
         self.t = int(state["t"])
         self.lr = float(state["lr"])
+        for b in self.buffers:
+            setattr(self, b, self._copy(state[b]))
 
     @staticmethod
     def _copy(tensors):
@@ -91,6 +96,7 @@ class HeavyBall(Optimizer):
     (the first buffer is g itself). ``nesterov=True``: theta <- theta - eta (g + b buf)."""
 
     name = "heavy_ball"
+    buffers = ("buf",)
 
     def __init__(self, params, lr: float, momentum: float, *, nesterov: bool = False):
         super().__init__(params, lr)
@@ -119,13 +125,6 @@ class HeavyBall(Optimizer):
             return thresholds.nesterov(self.lr, self.momentum)
         return thresholds.heavy_ball(self.lr, self.momentum)
 
-    def state_dict(self) -> dict:
-        return {**super().state_dict(), "buf": self._copy(self.buf)}
-
-    def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
-        self.buf = self._copy(state["buf"])
-
 
 class RMSProp(Optimizer):
     """RMSProp as ``torch.optim.RMSprop(alpha=beta2, eps)``: v <- a v + (1-a) g^2;
@@ -133,6 +132,7 @@ class RMSProp(Optimizer):
     preconditioned sharpness."""
 
     name = "rmsprop"
+    buffers = ("v",)
 
     def __init__(self, params, lr: float, beta2: float = 0.99, eps: float = 1e-8):
         super().__init__(params, lr)
@@ -157,13 +157,6 @@ class RMSProp(Optimizer):
             return None
         return torch.cat([v.reshape(-1) for v in self.v]).sqrt_().add_(self.eps)
 
-    def state_dict(self) -> dict:
-        return {**super().state_dict(), "v": self._copy(self.v)}
-
-    def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
-        self.v = self._copy(state["v"])
-
 
 class Adam(Optimizer):
     """Adam as ``torch.optim.Adam(betas=(beta1, beta2), eps)`` (same operation order):
@@ -171,6 +164,7 @@ class Adam(Optimizer):
     Cohen et al. (2022). Threshold: (2 + 2 b1) / ((1 - b1) eta) on lambda_max(P^-1/2 H P^-1/2)."""
 
     name = "adam"
+    buffers = ("m", "v")
 
     def __init__(self, params, lr: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
         super().__init__(params, lr)
@@ -206,13 +200,6 @@ class Adam(Optimizer):
         bias2_sqrt = math.sqrt(1 - self.beta2**self.t)
         v = torch.cat([v.reshape(-1) for v in self.v])
         return v.sqrt_().div_(bias2_sqrt).add_(self.eps).mul_(bias1)
-
-    def state_dict(self) -> dict:
-        return {**super().state_dict(), "m": self._copy(self.m), "v": self._copy(self.v)}
-
-    def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
-        self.m, self.v = self._copy(state["m"]), self._copy(state["v"])
 
 
 class GradientFlow(Optimizer):
