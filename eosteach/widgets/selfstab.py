@@ -10,6 +10,7 @@ import numpy as np
 from matplotlib.lines import Line2D
 
 from .. import selfstab
+from ..plotting import COLORS, threshold_line
 from .base import FigureView
 
 MAX_STEPS = 10_000
@@ -135,7 +136,8 @@ def paths_scrubber(steps, paths: dict, threshold: float):
             if key not in path or np.shape(path[key]) != steps.shape:
                 raise ValueError(f"paths[{name!r}][{key!r}] must be an array of shape {steps.shape}")
     threshold = float(threshold)
-    colors = ["#1f77b4", "#ff7f0e", "#7f7f7f", "#2ca02c", "#9467bd"]
+    # GD and the flow in their course-wide colours; the constrained trajectory in orange.
+    colors = [COLORS["gd"], "#ff7f0e", COLORS["flow"], COLORS["nesterov"], COLORS["adam"]]
 
     view = FigureView(1, 2, figsize=(11, 3.6))
     ax_loss, ax_s = view.axes
@@ -149,7 +151,7 @@ def paths_scrubber(steps, paths: dict, threshold: float):
     all_s = np.concatenate([np.asarray(p["sharpness"], float) for p in paths.values()] + [[threshold]])
     ax_loss.set(xlim=(steps[0], steps[-1]), ylim=(np.nanmin(all_loss) * 0.98, np.nanmax(all_loss) * 1.02),
                 xlabel="step", ylabel="training loss", title="loss")
-    ax_s.axhline(threshold, color="#444444", ls="--", lw=1.5, label=r"$2/\eta$")
+    threshold_line(ax_s, threshold, r"$2/\eta$")
     ax_s.set(xlim=(steps[0], steps[-1]), ylim=(np.nanmin(all_s) * 0.97, np.nanmax(all_s) * 1.03),
              xlabel="step", ylabel="sharpness S", title="sharpness")
     ax_loss.legend(loc="upper right", fontsize=10)
