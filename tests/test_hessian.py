@@ -193,6 +193,32 @@ def test_lanczos_residual_rule_and_product_cap():
     assert not capped.converged and capped.n_products == 3
 
 
+def test_lanczos_workspace_and_start_vectors():
+    """A reused buffer for the Lanczos vectors, too small or large enough, gives exactly the
+    result of a fresh one (and of the dense eigvalsh); a zero start falls back to the seeded
+    random start; a wrong buffer or a non-finite start is refused."""
+    model, (x, y) = tiny_net(sizes=(4, 8, 3)), tiny_data()
+    op = hessian.HessianOperator(model, mse, x, y)
+    top3 = torch.linalg.eigvalsh(reference_hessian(model, mse, x, y)).flip(0)[:3]
+    fresh = hessian.lanczos(op.matvec, op.n, 3, tol=1e-8, max_products=op.n, dtype=F64)
+    assert torch.allclose(fresh.eigenvalues, top3, rtol=1e-8)
+    for rows in (2, op.n):
+        workspace = torch.full((rows, op.n), float("nan"), dtype=F64)
+        for _ in range(2):  # the second call finds the first one's vectors in the buffer
+            again = hessian.lanczos(op.matvec, op.n, 3, tol=1e-8, max_products=op.n, dtype=F64, workspace=workspace)
+            assert torch.equal(again.eigenvalues, fresh.eigenvalues)
+            assert torch.equal(again.eigenvectors, fresh.eigenvectors)
+    for v0 in (torch.zeros(op.n, dtype=F64), torch.zeros(op.n, 2, dtype=F64)):  # no direction: a random start
+        assert torch.equal(hessian.lanczos(op.matvec, op.n, 3, v0=v0, tol=1e-8, max_products=op.n).eigenvalues,
+                           fresh.eigenvalues)
+    for v0 in (torch.full((op.n,), float("nan")), torch.ones(op.n, 2).index_fill_(0, torch.tensor([3]), float("inf"))):
+        with pytest.raises(ValueError, match="v0 must be finite"):
+            hessian.lanczos(op.matvec, op.n, 1, v0=v0, dtype=F64)
+    for bad in (torch.zeros(4, op.n), torch.zeros(4, op.n + 1, dtype=F64), torch.zeros(op.n, dtype=F64)):
+        with pytest.raises(ValueError, match=rf"workspace must be a float64 tensor of shape \(j, {op.n}\)"):
+            hessian.lanczos(op.matvec, op.n, 1, dtype=F64, workspace=bad)
+
+
 def test_float32_matches_float64():
     model64, (x, y) = tiny_net(sizes=(4, 8, 3)), tiny_data()
     model32 = tiny_net(sizes=(4, 8, 3)).float()
@@ -266,6 +292,29 @@ def test_warm_start_uses_fewer_products_along_nearby_parameters():
         warm_total += warm.n_products
         previous = warm
     assert warm_total <= 0.6 * cold_total, (warm_total, cold_total)
+
+
+def test_operator_reuses_a_training_gradient_graph():
+    """An operator given a create_graph=True gradient answers the same products as one that
+    builds its own graph, and the reference Hessian; a gradient without graph, a wrong shape
+    or several chunks are refused with a clear message."""
+    model, (x, y) = tiny_net(), tiny_data()
+    params = list(model.parameters())
+    grads = torch.autograd.grad(mse(model(x), y), params, create_graph=True)
+    reused = hessian.HessianOperator(model, mse, x, y, gradient=grads)
+    own = hessian.HessianOperator(model, mse, x, y)
+    v = torch.randn(own.n, generator=torch.Generator().manual_seed(3), dtype=F64)
+    assert rel(reused.matvec(v), reference_hessian(model, mse, x, y) @ v) < 1e-12
+    assert torch.allclose(reused.matvec(v), own.matvec(v), rtol=1e-13, atol=0)
+    assert hessian.sharpness(model, mse, x, y, gradient=grads, tol=1e-10).top == pytest.approx(
+        hessian.sharpness(model, mse, x, y, tol=1e-10).top, rel=1e-12)
+    plain = torch.autograd.grad(mse(model(x), y), params)
+    with pytest.raises(ValueError, match="gradient must be computed with create_graph=True"):
+        hessian.HessianOperator(model, mse, x, y, gradient=plain)
+    with pytest.raises(ValueError, match="gradient must hold one tensor per trainable parameter"):
+        hessian.HessianOperator(model, mse, x, y, gradient=grads[:-1])
+    with pytest.raises(ValueError, match="gradient can only be reused with method='retained' and one chunk"):
+        hessian.HessianOperator(model, mse, x, y, chunk_size=5, gradient=grads)
 
 
 # --------------------------------------------------------------------------- bad input
