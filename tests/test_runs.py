@@ -93,13 +93,38 @@ def test_resume_reproduces_the_uninterrupted_run_bit_for_bit(tmp_path, changes):
     assert_same_metrics(runs.load_run(tmp_path / "b").metrics, straight.metrics)
 
 
-def test_tracking_does_not_perturb_the_trajectory():
-    config = tiny(opt="sgd", batch_size=16, momentum=0.9)
-    tracked = runs.train(config, progress=False)
-    bare = runs.train(tiny(opt="sgd", batch_size=16, momentum=0.9, eig_every=None), progress=False)
+@pytest.mark.parametrize("changes", [
+    dict(opt="sgd", batch_size=16, momentum=0.9),
+    dict(opt="gd"),
+    dict(opt="nesterov", momentum=0.5, dtype="float32"),
+    dict(opt="heavy_ball", momentum=0.9),
+    dict(opt="adam", lr=0.01),
+], ids=["sgd", "gd", "nesterov-float32", "heavy_ball", "adam"])
+def test_tracking_does_not_perturb_the_trajectory(changes):
+    """Full-batch runs reuse the training step's gradient graph at tracking steps: the
+    gradient (hence the trajectory) must be the very same as without tracking. (Not
+    gradient flow: its step size alpha / S is set by the tracked sharpness.)"""
+    tracked = runs.train(tiny(**changes), progress=False)
+    bare = runs.train(tiny(**changes, eig_every=None), progress=False)
     assert len(tracked.metrics["sharpness"]) == 6 and len(bare.metrics["sharpness"]) == 0
     assert np.array_equal(tracked.metrics["loss"], bare.metrics["loss"])
     assert torch.equal(tracked.final_params(), bare.final_params())
+
+
+def test_full_batch_tracking_builds_no_gradient_graph_of_its_own(monkeypatch):
+    """The products at a tracking step go through the training step's graph, and give the
+    same sharpness as an operator that builds its own graph at the same parameters."""
+    built = []
+    original = hessian._grad_graph
+    monkeypatch.setattr(hessian, "_grad_graph", lambda *a: built.append(1) or original(*a))
+    run = runs.train(tiny(steps=11, eig_every=10, dtype="float64"), progress=False)
+    assert built == []
+    net = runs.train(tiny(steps=10, eig_every=10, dtype="float64"), progress=False).model()
+    data = runs._load_data(run.config, torch.device("cpu"))
+    v0 = torch.randn(run.final_params().numel(), generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    own = hessian.sharpness(net, losses.mse, data.x_train, data.y_train, v0=v0, tol=1e-10)
+    assert built == [1]
+    assert run.metrics["sharpness"][1] == pytest.approx(own.top, rel=runs.EIG_TOL)
 
 
 def test_huge_step_diverges_cleanly_and_keeps_the_records(tmp_path):
