@@ -1,18 +1,25 @@
 """Benchmark of the training runner (``eosteach.runs``): does bookkeeping cost speed?
 
 Everything runs in one process, on the same model and data: fc-tanh 3072-200-200-10
-(PyTorch's default initialisation, seed 0), the first 1,000 CIFAR-10 training images
-(standardised, one-hot targets, MSE = mean of 1/2 ||f(x) - e_y||^2), GD at eta = 0.02.
+(PyTorch's default initialisation, seed 0), the first ``--n-train`` CIFAR-10 training
+images (default 5,000: cifar10-5k, the setup of Cohen et al.; standardised, one-hot
+targets, MSE = mean of 1/2 ||f(x) - e_y||^2), GD at eta = 0.02.
 
 Rows:
   (a) a bare ten-line PyTorch full-batch loop (torch.optim.SGD, zero_grad/backward/step);
   (b) the runner, tracking off (``eig_every=None``): every step's loss and accuracy recorded;
   (c) the runner with the sharpness every 50 steps (Lanczos, warm-started).
 Each is timed ``--repeats`` times, interleaved, and the fastest repeat is kept (the
-least disturbed by other processes). The runner's time is its training loop
-(``run.info["wall_time_s"]``), not the loading of the data.
+least disturbed by other processes: on a shared 2-core machine single runs spread by
+10-20%). The runner's time is its training loop (``run.info["wall_time_s"]``), not the
+loading of the data.
 
-    python benchmarks/train.py [--steps 200] [--track-steps 400] [--repeats 3] [--device auto]
+    python benchmarks/train.py [--n-train 5000] [--steps 200] [--track-steps 600] [--repeats 3] [--device auto]
+
+The tracking overhead depends on the number of examples: a Hessian-vector product costs
+about as much as a training step (both scale with the examples), but the Lanczos vector
+arithmetic (float64 vectors of all 656,810 parameters) does not, so with fewer examples
+it is a larger share. ``--n-train 1000`` (the lesson scale) shows that case.
 
 Prints a table and, as its last line, exactly:
     train-benchmark: runner_vs_bare=<x> tracking_overhead=<x>
@@ -46,9 +53,13 @@ def bare_loop(x, y, steps: int, lr: float, dtype, device) -> float:
     return time.perf_counter() - start
 
 
-def runner(cfg: runs.RunConfig) -> float:
+def runner(cfg: runs.RunConfig, products: list | None = None) -> float:
+    """Seconds of the runner's training loop; appends the Lanczos products per tracking
+    point to ``products`` when given."""
     run = runs.train(cfg, progress=False)
     assert run.status == "finished", run.status
+    if products is not None:
+        products[:] = run.metrics["n_products"].tolist()
     return run.info["wall_time_s"]
 
 
@@ -60,9 +71,9 @@ def _sync(device) -> None:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=200, help="GD steps for rows (a) and (b)")
-    parser.add_argument("--track-steps", type=int, default=400, help="steps for the tracking comparison (b) vs (c)")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--n-train", type=int, default=1000)
+    parser.add_argument("--track-steps", type=int, default=600, help="steps for the tracking comparison (b') vs (c)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per row (the fastest is kept)")
+    parser.add_argument("--n-train", type=int, default=5000, help="CIFAR-10 training images (5000 = cifar10-5k)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     args = parser.parse_args(argv)
@@ -84,12 +95,12 @@ def main(argv=None) -> None:
     # Warm-up: the first double-backward pass of a process costs ~30 steps, once.
     runs.train(runs.RunConfig(**base, steps=5, eig_every=2), progress=False)
     bare_loop(ds.x_train, ds.y_train, 5, 0.02, dtype, device)
-    bare, plain, off, tracked = [], [], [], []
+    bare, plain, off, tracked, products = [], [], [], [], []
     for _ in range(args.repeats):
         bare.append(bare_loop(ds.x_train, ds.y_train, args.steps, 0.02, dtype, device))
         plain.append(runner(runs.RunConfig(**base, steps=args.steps, eig_every=None)))
         off.append(runner(runs.RunConfig(**base, steps=args.track_steps, eig_every=None)))
-        tracked.append(runner(runs.RunConfig(**base, steps=args.track_steps, eig_every=50)))
+        tracked.append(runner(runs.RunConfig(**base, steps=args.track_steps, eig_every=50), products))
     t_bare, t_plain, t_off, t_tracked = min(bare), min(plain), min(off), min(tracked)
     print(f"{'row':<44}{'steps':>7}{'seconds':>10}{'steps/s':>10}")
     rows = [("(a) bare PyTorch loop", args.steps, t_bare),
@@ -102,6 +113,7 @@ def main(argv=None) -> None:
     overhead = t_tracked / t_off
     print(f"all repeats (s): bare {[round(t, 2) for t in bare]}, runner {[round(t, 2) for t in plain]}, "
           f"off {[round(t, 2) for t in off]}, tracked {[round(t, 2) for t in tracked]}")
+    print(f"Lanczos products per tracking point in (c): {products} (mean {sum(products) / len(products):.1f})")
     print(f"train-benchmark: runner_vs_bare={runner_vs_bare:.3f} tracking_overhead={overhead:.3f}")
 
 

@@ -1,0 +1,39 @@
+"""The benchmark scripts run end to end at a tiny scale and end with their documented last
+line. (Their figures are measured, printed and reported in the README; no test asserts a
+time.)"""
+
+import importlib.util
+import re
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+NUMBER = r"[0-9]+(?:\.[0-9]+)?(?:e[-+][0-9]+)?"
+
+
+def load(name):
+    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def last_line(capsys):
+    return capsys.readouterr().out.strip().splitlines()[-1]
+
+
+def test_train_benchmark_last_line(capsys):
+    load("train").main(["--steps", "6", "--track-steps", "8", "--repeats", "1", "--n-train", "40"])
+    line = last_line(capsys)
+    assert re.fullmatch(rf"train-benchmark: runner_vs_bare=({NUMBER}) tracking_overhead=({NUMBER})", line), line
+
+
+def test_sharpness_benchmark_last_line(capsys, cifar_root):
+    """The sharpness benchmark reads CIFAR-10 only (no synthetic fallback)."""
+    assert load("sharpness").main(["--n-train", "60", "--steps", "20", "--repeats", "1",
+                                   "--root", str(cifar_root)]) == 0
+    line = last_line(capsys)
+    pattern = (rf"sharpness-benchmark: speedup_vs_eigsh=({NUMBER}) cold_products=([0-9]+) warm_products=([0-9]+)"
+               rf" hvp_cost_in_gradients=({NUMBER}) rel_err=({NUMBER})")
+    match = re.fullmatch(pattern, line)
+    assert match, line
+    assert float(match.group(5)) < 1e-3  # the engine's sharpness agrees with the float64 reference
