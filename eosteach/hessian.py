@@ -568,13 +568,17 @@ def sharpness(
     ``gradient``: a create_graph=True gradient to reuse (see ``HessianOperator``);
     ``workspace``: a buffer for the Lanczos vectors (see ``lanczos``)."""
     op = HessianOperator(model, loss_fn, x, y, chunk_size=chunk_size, gradient=gradient)
+    return _top_eigenpairs(op, op.matvec, k, v0=v0, tol=tol, max_products=max_products, seed=seed,
+                           workspace=workspace)
+
+
+def _top_eigenpairs(op: HessianOperator, matvec, k, **lanczos_kw) -> EigResult:
+    """``lanczos`` on ``matvec`` (an operator of op's size, device and dtype), k checked
+    against the number of parameters."""
     k = validate.positive_int("k", k)
     if k > op.n:
         raise ValueError(f"k must be an integer between 1 and n={op.n} (the number of parameters), got {k}")
-    return lanczos(
-        op.matvec, op.n, k, v0=v0, tol=tol, max_products=max_products, device=op.device, dtype=op.dtype, seed=seed,
-        workspace=workspace,
-    )
+    return lanczos(matvec, op.n, k, device=op.device, dtype=op.dtype, **lanczos_kw)
 
 
 def _check_precond(precond, n, like) -> torch.Tensor:
@@ -596,21 +600,8 @@ def preconditioned_sharpness(
     ``workspace``: as for ``sharpness``."""
     op = HessianOperator(model, loss_fn, x, y, chunk_size=chunk_size, gradient=gradient)
     d = _check_precond(precond, op.n, op.params[0]).rsqrt()
-    k = validate.positive_int("k", k)
-    if k > op.n:
-        raise ValueError(f"k must be an integer between 1 and n={op.n} (the number of parameters), got {k}")
-    return lanczos(
-        lambda v: d * op.matvec(d * v),
-        op.n,
-        k,
-        v0=v0,
-        tol=tol,
-        max_products=max_products,
-        device=op.device,
-        dtype=op.dtype,
-        seed=seed,
-        workspace=workspace,
-    )
+    return _top_eigenpairs(op, lambda v: d * op.matvec(d * v), k, v0=v0, tol=tol, max_products=max_products,
+                           seed=seed, workspace=workspace)
 
 
 def sharpness_gradient(model: nn.Module, loss_fn, x, y, u, *, chunk_size=None) -> torch.Tensor:

@@ -307,6 +307,7 @@ class _Trainer:
         self.loss_fn = losses.get_loss(config.loss)
         self.net = _make_net(config, self.dataset.n_classes, self.device, self.dataset.input_dim)
         self.params = [p for p in self.net.parameters() if p.requires_grad]
+        self.n_params = sum(p.numel() for p in self.params)
         self.theta0 = [p.detach().clone() for p in self.params]
         self.opt = optim.make_optimizer(config.opt, self.params, config.lr, momentum=config.momentum,
                                         beta2=config.beta2, eps=config.eps)
@@ -373,7 +374,7 @@ class _Trainer:
         from . import hessian
 
         cfg = self.config
-        n = sum(p.numel() for p in self.params)
+        n = self.n_params
         if self.v0 is None:  # a seeded random start: identical runs give identical sharpness
             gen = torch.Generator().manual_seed(cfg.seed + 1)
             self.v0 = torch.randn(n, generator=gen, dtype=self.params[0].dtype).to(self.device)
@@ -450,7 +451,7 @@ class _Trainer:
             "eosteach_version": __version__, "torch_version": torch.__version__,
             "python_version": platform.python_version(), "device": str(dev), "device_name": name,
             "dataset": self.dataset.name, "synthetic": bool(self.dataset.synthetic),
-            "n_classes": self.dataset.n_classes, "n_params": sum(p.numel() for p in self.params),
+            "n_classes": self.dataset.n_classes, "n_params": self.n_params,
             "wall_time_s": round(self.wall, 3),
         }
 
