@@ -8,6 +8,7 @@ real lessons.
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -145,7 +146,9 @@ def test_no_solution_leaks(lesson):
 
 @pytest.mark.parametrize("lesson", LESSONS, ids=[p.stem for p in LESSONS])
 def test_exercise_and_solution_cells_follow_the_convention(lesson):
-    """Stub tagged "exercise", then "Worked solution" Markdown, then the hidden "solution" cell."""
+    """Stub tagged "exercise", then two or more "hint" Markdown cells (hint 1: the idea;
+    hint 2: the formula or API), each collapsed in a <details> block, then the "Worked
+    solution" Markdown, then the hidden "solution" cell, then a check cell."""
     cells = nbformat.read(lesson, 4).cells
     for i, cell in enumerate(cells):
         if student.SOLUTION_TAG in student.tags(cell):
@@ -156,6 +159,46 @@ def test_exercise_and_solution_cells_follow_the_convention(lesson):
                 f"{lesson.name} cell {i}: the code cell before a solution must be its exercise stub"
             )
             assert student._is_solution_heading(cells[i - 1]), f"{lesson.name} cell {i}: no 'Worked solution' heading"
+            stub_at = max(j for j in range(i) if student.EXERCISE_TAG in student.tags(cells[j]))
+            hints = cells[stub_at + 1:i - 1]
+            assert len(hints) >= 2, f"{lesson.name} cell {i}: an exercise needs at least two tiered hints"
+            for k, hint in enumerate(hints, start=1):
+                assert hint.cell_type == "markdown" and "hint" in student.tags(hint), (
+                    f"{lesson.name} cell {stub_at + k}: between a stub and its solution only hint cells"
+                )
+                assert hint.source.lstrip().startswith(f"<details><summary>Hint {k}"), (
+                    f"{lesson.name} cell {stub_at + k}: hint {k} must be a collapsed <details> block"
+                )
+            check = next((c for c in cells[i + 1:] if c.cell_type == "code"), None)
+            assert check is not None and "check_" in check.source, f"{lesson.name} cell {i}: no check cell after it"
+            assert "assert check_" not in check.source, (
+                f"{lesson.name} cell {i}: a check returns None when not attempted; do not assert on it"
+            )
+
+
+@pytest.mark.parametrize("lesson", [p for p in LESSONS if p.name[:2] != "00"],
+                         ids=[p.stem for p in LESSONS if p.name[:2] != "00"])
+def test_every_lesson_has_two_exercises(lesson):
+    stubs = [c for c in nbformat.read(lesson, 4).cells if student.EXERCISE_TAG in student.tags(c)]
+    assert len(stubs) >= 2, f"{lesson.name}: at least two coding exercises, found {len(stubs)}"
+
+
+# What a stub's message must not contain: code that is the answer (an assignment, a loop, a
+# call into torch or numpy). The message says what is asked; the how lives in the hints.
+_CODE_IN_MESSAGE = re.compile(r"(\b\w+\s*=[^=]|\bfor \w+ in\b|\btorch\.\w|\bnp\.\w|\bautograd\b|return \w)")
+
+
+@pytest.mark.parametrize("lesson", WITH_EXERCISES, ids=[p.stem for p in WITH_EXERCISES])
+def test_stub_messages_ask_not_tell(lesson):
+    for cell in nbformat.read(lesson, 4).cells:
+        if student.EXERCISE_TAG not in student.tags(cell):
+            continue
+        for name, fn, node in _stub_functions(cell.source):
+            n_args = len(node.args.args) - len(node.args.defaults)
+            with pytest.raises(NotImplementedError) as info:
+                fn(*([None] * n_args))
+            found = _CODE_IN_MESSAGE.search(str(info.value))
+            assert not found, f"{lesson.name}: {name}'s message gives the how ({found.group(0)!r}): {info.value}"
 
 
 def _stub_functions(source: str):
@@ -190,3 +233,22 @@ def test_scratch_stub_raises(scratch):
     [(name, fn, _)] = _stub_functions(next(c for c in copy.cells if "exercise" in student.tags(c)).source)
     with pytest.raises(NotImplementedError, match="multiply x by 2"):
         fn(3)
+
+
+# --- Run All on an untouched student copy ------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lesson", LESSONS, ids=[p.stem for p in LESSONS])
+def test_run_all_on_an_untouched_student_copy_reaches_the_end(lesson, tmp_path):
+    """Every cell of the student copy runs without an error: a check of an exercise not yet
+    done prints "Not attempted yet" and the cells after it use the library's function."""
+    from nbclient import NotebookClient
+
+    copy = nbformat.read(lesson.parent / "student" / lesson.name, 4)
+    client = NotebookClient(copy, timeout=900, kernel_name="python3",
+                            resources={"metadata": {"path": str(lesson.parent / "student")}})
+    client.execute()  # raises CellExecutionError, with the cell and traceback, on any error
+    printed = "\n".join(o.get("text", "") for c in copy.cells if c.cell_type == "code" for o in c.outputs)
+    n_stubs = sum(student.EXERCISE_TAG in student.tags(c) for c in copy.cells)
+    assert printed.count("Not attempted yet") >= n_stubs, f"{lesson.name}: every untouched exercise says so"

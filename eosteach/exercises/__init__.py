@@ -5,4 +5,4 @@ with an independent computation and prints feedback that says what is right, or 
 wrong and a hint; it returns True or False so that notebooks can also assert on it.
 """
 
-from .feedback import Feedback  # noqa: F401
+from .feedback import Feedback, checker  # noqa: F401

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import minimalist
-from .feedback import Feedback
+from .feedback import Feedback, checker
 
 
 def _reference(X, y, depth) -> float:
@@ -38,6 +38,7 @@ def _cases():
     return cases
 
 
+@checker('balanced_sharpness')
 def check_balanced_sharpness(fn) -> bool:
     """``fn(X (N, d), y (N,), depth) -> float``: S* at the balanced interpolating minimum."""
     fb = Feedback("balanced_sharpness")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .feedback import Feedback
+from .feedback import Feedback, checker
 
 
 def _random_spd(rng, dim, lo=0.5, hi=10.0):
@@ -30,6 +30,7 @@ def _call(fb: Feedback, fn, *args):
 
 
 # -- lesson 1 ---------------------------------------------------------------------------
+@checker('gd_trajectory')
 def check_gd_trajectory(fn) -> bool:
     """``fn(A, theta0, eta, steps) -> (steps + 1, d)`` array of GD iterates theta^(0..steps).
 
@@ -62,6 +63,7 @@ def check_gd_trajectory(fn) -> bool:
                      "including the run above 2/lambda_max that blows up.")
 
 
+@checker('max_stable_eta')
 def check_max_stable_eta(fn) -> bool:
     """``fn(A) -> float``: the largest step size for which GD converges, 2 / lambda_max(A)."""
     fb = Feedback("max_stable_eta")
@@ -104,6 +106,7 @@ def _heavy_ball_reference(A, theta0, eta, b, steps):
     return np.array(out)
 
 
+@checker('heavy_ball_trajectory')
 def check_heavy_ball_trajectory(fn) -> bool:
     """``fn(A, theta0, eta, b, steps) -> (steps + 1, d)``: heavy-ball in PyTorch's convention."""
     fb = Feedback("heavy_ball_trajectory")
@@ -143,6 +146,7 @@ def check_heavy_ball_trajectory(fn) -> bool:
     return fb.report("you reproduce torch.optim.SGD(momentum=b) on a quadratic.")
 
 
+@checker('heavy_ball_radius')
 def check_heavy_ball_radius(fn) -> bool:
     """``fn(h, b) -> float``: spectral radius of heavy-ball's iteration at eta*lambda = h."""
     fb = Feedback("heavy_ball_radius")

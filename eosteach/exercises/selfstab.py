@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from .. import selfstab
-from .feedback import Feedback
+from .feedback import Feedback, checker
 
 
+@checker('one step of the self-stabilization map')
 def check_map_step(step) -> bool:
     """Check ``step(x, y, alpha, beta, eta) -> (x_next, y_next)``, one step of the map
     x' = -(1 + eta y) x, y' = y + eta (alpha - beta x^2/2), against ``selfstab.iterate_map``
@@ -44,6 +45,7 @@ def check_map_step(step) -> bool:
     return fb.report("your map reproduces the library's trajectory step for step")
 
 
+@checker('the conserved quantity of the self-stabilization ODE')
 def check_conserved_quantity(H) -> bool:
     """Check ``H(X, Y, alpha, beta)`` is conserved along the ODE X' = XY, Y' = alpha - beta X^2/2
     (compared with an accurate RK4 integration) and is not trivially constant."""
@@ -69,6 +71,7 @@ def check_conserved_quantity(H) -> bool:
     return fb.report("H stays constant along the ODE's orbits")
 
 
+@checker('alpha and beta from grad L, grad S and u')
 def check_alpha_beta(fn) -> bool:
     """Check ``fn(grad_L, grad_S, u) -> (alpha, beta)`` with grad_S_perp = grad_S - (u . grad_S) u,
     alpha = -grad_L . grad_S_perp, beta = ||grad_S_perp||^2 (Damian et al., 2022), on random

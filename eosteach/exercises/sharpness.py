@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .. import validate
-from .feedback import Feedback
+from .feedback import Feedback, checker
 
 METHODS = ("gd", "heavy_ball", "nesterov")
 
@@ -38,6 +38,7 @@ def _tiny_problem(seed: int = 0):
     return net, losses.mse, x, y, H
 
 
+@checker('Hessian-vector product')
 def check_hvp(fn) -> bool:
     """Check ``fn(model, loss_fn, x, y, v) -> Hv`` (v and Hv flat tensors of length n, the
     parameters in ``model.parameters()`` order) against the dense Hessian of a tiny network."""
@@ -78,6 +79,7 @@ def _spiked_matrix(n: int, top: float, gap: float, seed: int) -> np.ndarray:
     return (Q * lam) @ Q.T
 
 
+@checker('power iteration')
 def check_power_iteration(fn) -> bool:
     """Check ``fn(hvp, n, n_iters) -> float`` that estimates lambda_max from the operator
     ``hvp: torch.Tensor (n,) -> torch.Tensor (n,)`` by power iteration (Rayleigh quotient
@@ -167,6 +169,7 @@ def check_threshold_value(value, method: str, eta: float, b: float = 0.0) -> boo
     return fb.report(f"{want:.5g}, where the iteration matrix's spectral radius reaches 1")
 
 
+@checker('stability thresholds of GD, heavy-ball and Nesterov')
 def check_threshold(fn) -> bool:
     """Check ``fn(method, eta, b) -> float`` (method in "gd", "heavy_ball", "nesterov")
     against ``stability_threshold`` on a grid of eta and b."""

@@ -1,0 +1,122 @@
+"""The claim vocabulary (eosteach.claims) on synthetic series whose answer is known,
+including the cases the lessons once got wrong: a smooth settle at 0.91 x is not
+"hovering", 1.16 x is not "below", a series that starts at 3.49 x does not "rise to" it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from eosteach import claims
+
+LEVEL = 100.0
+RNG = np.random.default_rng(0)
+
+
+def sharpening_then(plateau: np.ndarray, start: float = 0.6) -> np.ndarray:
+    """A series that rises linearly from start x LEVEL to the plateau's first value, then follows it."""
+    ramp = np.linspace(start * LEVEL, plateau[0], 30)
+    return np.concatenate([ramp, plateau])
+
+
+def test_hovering_just_above_the_level_passes():
+    s = sharpening_then(LEVEL * (1.05 + 0.05 * np.sin(np.arange(60)) + 0.02 * RNG.normal(size=60)))
+    c = claims.hovers_at(s, LEVEL)
+    assert c and c.measured["from index"] <= 30
+    assert 1.0 < c.measured["median / level"] < 1.1
+
+
+def test_a_smooth_settle_at_091_is_not_hovering():
+    # heavy-ball in the old lesson 4: rises, then settles smoothly at 0.91 x its threshold
+    s = np.concatenate([np.linspace(50, 91, 40), np.full(40, 91.0)])
+    assert not claims.hovers_at(s, LEVEL)
+    assert claims.settles_at(s, 0.91 * LEVEL, rel=0.01)
+    assert claims.settles_below(s, LEVEL)
+
+
+def test_a_plateau_20_percent_above_is_not_hovering():
+    s = sharpening_then(LEVEL * (1.2 + 0.03 * np.sin(np.arange(60))))
+    assert not claims.hovers_at(s, LEVEL)
+
+
+def test_wide_excursions_fail_hovering():
+    tail = LEVEL * np.where(np.arange(60) % 2 == 0, 0.7, 1.4)
+    assert not claims.hovers_at(sharpening_then(tail), LEVEL)
+
+
+def test_hovering_needs_to_arrive_and_stay_long_enough():
+    assert not claims.hovers_at(np.linspace(10, 80, 50), LEVEL)  # never arrives
+    assert not claims.hovers_at(np.concatenate([np.linspace(10, 80, 50), [100, 101]]), LEVEL)  # too short
+
+
+def test_116_is_not_below():
+    # mini-batch SGD in the old lesson 7: ends at 1.16 x 2/eta
+    s = np.concatenate([np.linspace(40, 110, 30), LEVEL * (1.16 + 0.02 * np.sin(np.arange(30)))])
+    assert not claims.settles_below(s, LEVEL)
+    assert not claims.stays_below(s, LEVEL)
+    assert claims.settles_below(0.6 * s, LEVEL)
+
+
+def test_starting_above_is_not_rising_to():
+    # MSE in the old lesson 7: starts at 3.49 x 2/eta, drops, comes back near the edge
+    s = np.concatenate([[3.49 * LEVEL], np.linspace(0.5 * LEVEL, 1.2 * LEVEL, 30)])
+    assert not claims.rises_to(s, LEVEL)
+    assert not claims.starts_below(s, LEVEL)
+    assert claims.reaches(s, LEVEL)
+    assert claims.rises_to(s[1:], LEVEL)
+
+
+def test_rises_keeps_rising_and_falls():
+    up = np.linspace(1, 3, 40)
+    flat_end = np.concatenate([np.linspace(1, 3, 30), np.full(30, 3.0)])
+    assert claims.rises(up) and claims.keeps_rising(up)
+    assert claims.rises(flat_end) and not claims.keeps_rising(flat_end)
+    assert claims.falls(up[::-1]) and not claims.rises(up[::-1])
+    assert not claims.rises(np.linspace(1, 1.1, 40))  # 10% is not "rises" (band: 20%)
+
+
+def test_falls_non_monotonically():
+    k = np.arange(400)
+    wiggly = np.exp(-k / 200) * (1 + 0.1 * np.sin(k))
+    assert claims.falls_non_monotonically(wiggly, window=50)
+    assert not claims.falls_non_monotonically(np.exp(-k / 200), window=50)  # monotone: never rises
+    bumpy_trend = np.concatenate([wiggly[:200], wiggly[:200]])  # goes back up halfway
+    assert not claims.falls_non_monotonically(bumpy_trend, window=50)
+
+
+def test_about_tracks_below_above():
+    assert claims.about(21.0, 20.0) and not claims.about(23.0, 20.0)
+    assert claims.about(23.0, 20.0, rel=0.2)
+    a = np.linspace(1, 2, 50)
+    assert claims.tracks(a * 1.02, a) and not claims.tracks(a * 1.1, a)
+    assert claims.below(1.0, 2.0) and not claims.below(2.0, 2.0)
+    assert claims.above(3.0, 2.0) and not claims.above(2.0, 2.0)
+    assert claims.stays_above(a, 0.5) and not claims.stays_above(a, 1.0)
+
+
+def test_report_prints_stable_lines_and_raises_with_the_numbers(capsys):
+    good = claims.about(20.5, 20.0, text="Q is about 20")
+    assert claims.report(good)
+    out = capsys.readouterr().out
+    assert out == "✓ Q is about 20 [within 0.1 x 20]: True\n"  # no measured number in it
+    bad = claims.about(30.0, 20.0, text="Q is about 20")
+    with pytest.raises(AssertionError, match="value = 30"):
+        claims.report(good, bad)
+    assert "✗ Q is about 20" in capsys.readouterr().out
+    claims.measured(good)
+    assert "value = 20.5" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("call", [
+    lambda: claims.hovers_at([1.0, np.nan], 1.0),
+    lambda: claims.hovers_at([1.0, 2.0], -1.0),
+    lambda: claims.hovers_at([], 1.0),
+    lambda: claims.about(1.0, 1.0, rel=0),
+    lambda: claims.tracks([1, 2], [1, 2, 3]),
+    lambda: claims.falls_non_monotonically([1, 2, 3], window=5),
+    lambda: claims.report(),
+    lambda: claims.report(True),
+])
+def test_bad_input_is_a_value_error(call):
+    with pytest.raises(ValueError):
+        call()
