@@ -47,9 +47,6 @@ def _classes(text):
 
 
 def _run_parser(sub) -> None:
-    from . import data, losses, models, optim, runs
-
-    d = runs.RunConfig()
     p = sub.add_parser(
         "run",
         help="train a network, tracking the sharpness, and save the run folder",
@@ -62,6 +59,17 @@ def _run_parser(sub) -> None:
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    _run_options(p)
+    p.add_argument_group("machine and output").add_argument(
+        "--out", type=Path, default=None, help="run folder (default: the run cache)")
+    p.set_defaults(func=_cmd_run)
+
+
+def _run_options(p) -> None:
+    """Every RunConfig setting as an option of ``p`` (shared by run and sweep)."""
+    from . import data, losses, models, optim, runs
+
+    d = runs.RunConfig()
     g = p.add_argument_group("data and model")
     g.add_argument("--data", default=d.data, help=f"dataset: {', '.join(data.DATASETS)} (synthetic = offline stand-in, NOT CIFAR-10)")
     g.add_argument("--n-train", type=int, default=d.n_train, help="number of training examples (the first n; 5000 = cifar10-5k)")
@@ -92,9 +100,80 @@ def _run_parser(sub) -> None:
     g.add_argument("--seed", type=int, default=d.seed, help="seed of the initialisation and the batch order")
     g.add_argument("--device", default=d.device, help="auto (cuda if available), cpu, cuda, cuda:N")
     g.add_argument("--dtype", default=d.dtype, help="float32 or float64")
-    g.add_argument("--out", type=Path, default=None, help="run folder (default: the run cache)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=_cmd_run)
+
+
+#: Options that take a comma list of their own, so they cannot be a sweep axis.
+_NOT_AXES = ("classes",)
+
+
+def _grid_of(kind, name):
+    """An argparse type: "a,b,c" -> [kind(a), kind(b), kind(c)] (a sweep axis)."""
+
+    def parse(text):
+        parts = text.split(",")
+        if any(not part.strip() for part in parts):
+            raise argparse.ArgumentTypeError(f"--{name} {text!r}: empty value in the comma list")
+        try:
+            return [kind(part.strip()) if kind is not None else part.strip() for part in parts]
+        except (TypeError, ValueError):
+            raise argparse.ArgumentTypeError(f"--{name} {text!r}: not a comma list of values of that type") from None
+
+    parse.__name__ = "comma list"
+    return parse
+
+
+def _sweep_parser(sub) -> None:
+    from . import runs
+
+    p = sub.add_parser(
+        "sweep",
+        help="train a grid of runs on Dask (a comma list makes an option a grid axis)",
+        description=(
+            "Train the Cartesian product of the comma lists given to any 'eosteach run' option, e.g. "
+            "--lr 0.01,0.0133,0.0167,0.02 --seed 0,1, one run folder each under --out, named by the "
+            "settings that vary. Without --scheduler a LocalCluster runs one single-threaded worker "
+            "per core on this machine; --scheduler tcp://HOST:PORT uses an existing Dask cluster "
+            "(the run folders must be on a filesystem every worker sees). Running the same sweep "
+            "again returns finished runs at once and resumes the others from their checkpoints."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    _run_options(p)
+    fields = set(runs.RunConfig.__dataclass_fields__) - set(_NOT_AXES)
+    for action in p._actions:
+        if action.dest in fields:
+            action.type = _grid_of(action.type, action.option_strings[0].lstrip("-"))
+    g = p.add_argument_group("sweep")
+    g.add_argument("--out", type=Path, required=True, help="sweep folder (one run folder per grid point)")
+    g.add_argument("--scheduler", default=None, help="address of a Dask scheduler, tcp://HOST:PORT (default: a LocalCluster)")
+    g.add_argument("--workers", type=int, default=None, help="LocalCluster worker processes (default: one per core)")
+    p.set_defaults(func=_cmd_sweep)
+
+
+def _cmd_sweep(args) -> int:
+    from . import runs, sweeps
+
+    fields = list(runs.RunConfig.__dataclass_fields__)
+    values = {k: v for k, v in vars(args).items() if k in fields}
+    base = {k: (v[0] if isinstance(v, list) and len(v) == 1 else v) for k, v in values.items()}
+    axes = {k: base.pop(k) for k, v in list(base.items()) if isinstance(v, list)}
+    configs = sweeps.grid(base, **axes)
+    if args.workers is not None and args.workers < 1:
+        raise _Usage(f"--workers must be an integer >= 1, got {args.workers}")
+    client = sweeps.connect(args.scheduler) if args.scheduler else None
+    if client is None and args.workers:
+        client = sweeps.local_client(args.workers)
+    try:
+        results = sweeps.sweep(configs, args.out, client=client, progress=not args.no_progress)
+    finally:
+        if client is not None:
+            cluster = client.cluster if args.scheduler is None else None
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    print(sweeps.summary_table(results))
+    return 0 if all(r.status != sweeps.FAILED for r in results) else 1
 
 
 def _config_from(args):
@@ -203,6 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     _run_parser(sub)
+    _sweep_parser(sub)
     p = sub.add_parser("plot", help="plot loss and sharpness per step of one or more runs (PNG)",
                        description="Write a PNG in the style of Cohen et al. (2021), Figure 1: training loss "
                                    "and sharpness per step, each run's threshold (2/eta for GD) dashed, one "
