@@ -244,12 +244,30 @@ def plot_runs(runs_, ax_loss, ax_sharp) -> None:
                 ax_sharp.step(np.append(m["eig_step"], last), np.append(thr, thr[-1]), where="post",
                               color=color, ls="--", lw=1.2)
                 any_threshold = True
-    ax_loss.set(xlabel="step", ylabel="train loss", title="training loss")
+    ax_loss.set(xlabel="step", ylabel="train loss (log scale)", title="training loss", yscale="log")
     ax_sharp.set(xlabel="step", ylabel="sharpness  S(theta)", title="sharpness")
     ax_loss.legend(loc="upper right")
     if any_threshold:
         ax_sharp.legend(handles=[Line2D([], [], color="k", lw=1.5, marker=".", label="sharpness"),
                                  Line2D([], [], color="k", ls="--", lw=1.2, label="threshold (2/eta for GD)")], loc="best")
+
+
+def _run_folders(paths) -> list:
+    """Each path that holds a run, and for a sweep folder (no run.json of its own) every run
+    folder inside it, in name order."""
+    from . import runs
+
+    found = []
+    for path in paths:
+        path = Path(path)
+        if (path / runs.RUN_JSON).is_file() or not path.is_dir():
+            found.append(path)  # a missing folder is reported by load_run
+            continue
+        inner = sorted(p for p in path.iterdir() if (p / runs.RUN_JSON).is_file())
+        if not inner:
+            raise FileNotFoundError(f"no run found in {path} (no {runs.RUN_JSON}, and no run folders inside)")
+        found.extend(inner)
+    return found
 
 
 def _cmd_plot(args) -> int:
@@ -260,7 +278,7 @@ def _cmd_plot(args) -> int:
 
     from . import plotting, runs
 
-    loaded = [runs.load_run(path) for path in args.run_dirs]
+    loaded = [runs.load_run(path) for path in _run_folders(args.run_dirs)]
     plotting.use_style()
     fig = Figure(figsize=(12, 4.5), dpi=100, layout="constrained")
     ax_loss, ax_sharp = fig.subplots(1, 2)
@@ -285,9 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
     _sweep_parser(sub)
     p = sub.add_parser("plot", help="plot loss and sharpness per step of one or more runs (PNG)",
                        description="Write a PNG in the style of Cohen et al. (2021), Figure 1: training loss "
-                                   "and sharpness per step, each run's threshold (2/eta for GD) dashed, one "
-                                   "colour per run.")
-    p.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR", help="run folders")
+                                   "(log scale) and sharpness per step, each run's threshold (2/eta for GD) "
+                                   "dashed in its colour, one colour per run. A sweep folder plots all its runs.")
+    p.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR", help="run folders, or sweep folders (all their runs)")
     p.add_argument("-o", "--output", type=Path, default=Path("eosteach-plot.png"), help="PNG file to write")
     p.set_defaults(func=_cmd_plot)
     p = sub.add_parser("resume", help="continue an interrupted run from its last checkpoint",

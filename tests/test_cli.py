@@ -116,3 +116,37 @@ def test_run_without_out_uses_the_cache(tmp_path, monkeypatch, capsys):
     assert len(folders) == 1
     assert cli.main(argv) == 0
     assert capsys.readouterr().out == first and list(tmp_path.iterdir()) == folders
+
+
+def test_plot_a_sweep_folder_draws_every_run_in_figure_1_form(tmp_path, capsys):
+    """A folder of run folders plots all of them: loss on a log axis, each run's sharpness in
+    its own colour with its threshold dashed in the same colour."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    sweep = tmp_path / "sweep"
+    for lr in ("0.05", "0.1"):
+        assert cli.main(["run", *SMALL, "--steps", "10", "--lr", lr, "--out", str(sweep / f"lr{lr}")]) == 0
+    png = tmp_path / "sweep.png"
+    assert cli.main(["plot", str(sweep), "-o", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    folders = cli._run_folders([sweep])
+    assert [p.name for p in folders] == ["lr0.05", "lr0.1"]
+    ax_loss, ax_sharp = Figure().subplots(1, 2)
+    cli.plot_runs([runs.load_run(p) for p in folders], ax_loss, ax_sharp)
+    assert ax_loss.get_yscale() == "log" and len(ax_loss.get_lines()) == 2
+    solid = [ln for ln in ax_sharp.get_lines() if ln.get_linestyle() == "-"]
+    dashed = [ln for ln in ax_sharp.get_lines() if ln.get_linestyle() == "--"]
+    assert len(solid) == len(dashed) == 2
+    assert [s.get_color() for s in solid] == [d.get_color() for d in dashed]
+    assert solid[0].get_color() != solid[1].get_color()
+    assert sorted(float(d.get_ydata()[0]) for d in dashed) == [20.0, 40.0]  # 2/eta for eta = 0.1, 0.05
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    capsys.readouterr()
+    assert cli.main(["plot", str(empty), "-o", str(png)]) == 2
+    assert "no run found" in capsys.readouterr().err
