@@ -397,6 +397,37 @@ def spectral_radius(method: str, eta_lambda, b=0.0) -> np.ndarray:
     return np.max(np.abs(np.linalg.eigvals(companion)), axis=-1)
 
 
+def radius_boundary(method: str, b=0.0, *, h_max: float = 1e4) -> np.ndarray:
+    """The h = eta * lambda at which ``spectral_radius(method, h, b)`` first reaches 1 (shape of b).
+
+    Found by bisection on the radius itself, not from a formula: the stable set in h > 0
+    is the interval (0, h*), so h* is bracketed by doubling from h = 1 and then halved
+    until the bracket stops shrinking (double precision). Compare with
+    ``thresholds.threshold(method, 1.0, b)``: the boundary of the blue region in lesson 2's
+    stability plots. ``h_max`` bounds the doubling (ValueError if still stable there).
+    """
+    b = _check_method_b(method, b)
+    h_max = validate.positive("h_max", h_max)
+    lo = np.zeros(b.shape)
+    hi = np.ones(b.shape)
+    while True:
+        unstable = spectral_radius(method, hi, b) >= 1.0
+        if np.all(unstable):
+            break
+        if np.any(hi[~unstable] >= h_max):
+            raise ValueError(f"h_max = {h_max:g} is still stable for some b: raise h_max")
+        lo = np.where(unstable, lo, hi)
+        hi = np.where(unstable, hi, 2.0 * hi)
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if np.all((mid <= lo) | (mid >= hi)):
+            break
+        unstable = spectral_radius(method, mid, b) >= 1.0
+        hi = np.where(unstable, mid, hi)
+        lo = np.where(unstable, lo, mid)
+    return 0.5 * (lo + hi)
+
+
 def stable_step_size(quadratic: Quadratic, method: str = "gd", b: float = 0.0, precond=None) -> float:
     """The largest stable eta for this quadratic: threshold(method, 1, b) / sharpness."""
     s = preconditioned_sharpness(quadratic, precond) if precond is not None else quadratic.sharpness

@@ -7,8 +7,12 @@ sharpness S) that each full-batch method tolerates at step size eta before it di
     Adam, frozen precond. (b1)  S_P < (2 + 2 b1) / ((1 - b1) eta)   (= 38/eta at b1 = 0.9)
 
 Momentum follows PyTorch's SGD convention (buf <- b buf + g; theta <- theta - eta buf),
-which is why heavy-ball's threshold is (2+2b)/eta rather than the (2+2b)/(eta(1-b)) of the
-"theta - eta g + b (theta - theta_prev)" convention with a rescaled eta. For Adam, S_P is the
+which is why heavy-ball's threshold is (2+2b)/eta rather than the (2+2b)/((1-b) eta) of the
+damped buffer buf <- b buf + (1-b) g (PyTorch's dampening=b, Adam's first moment). Polyak's
+form theta <- theta - eta g + b (theta - theta_prev) gives the same iterates as PyTorch's at
+the same eta, hence the same threshold. Per unit of effective step eta_eff = eta/(1-b),
+heavy-ball's threshold is 2(1+b)/((1-b) eta_eff): 38/eta_eff at b = 0.9, against GD's
+2/eta_eff. For Adam, S_P is the
 preconditioned sharpness lambda_max(P^{-1/2} H P^{-1/2}) (Cohen et al., "Adaptive gradient
 methods at the edge of stability", 2022). ``eosteach.symbolic`` derives each of these from
 the update rule; the tests check them against bisection on simulated iterations.

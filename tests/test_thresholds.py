@@ -70,3 +70,22 @@ def test_bad_momentum(b):
 def test_bad_method():
     with pytest.raises(ValueError, match="method must be one of"):
         thresholds.threshold("sgd", 0.1)
+
+
+@pytest.mark.parametrize("method", ["gd", "heavy_ball", "nesterov", "adam"])
+def test_radius_boundary_is_the_closed_form_to_round_off(method):
+    bs = np.linspace(0.0, 0.99, 40)
+    edge = quadratic.radius_boundary(method, bs)
+    closed = np.array([thresholds.threshold(method, 1.0, float(b)) for b in bs])
+    assert edge.shape == bs.shape
+    assert np.max(np.abs(edge / closed - 1)) < 1e-13
+    assert np.all(quadratic.spectral_radius(method, edge * (1 - 1e-9), bs) < 1.0)
+
+
+def test_radius_boundary_bad_input():
+    with pytest.raises(ValueError, match=r"b must lie in \[0, 1\)"):
+        quadratic.radius_boundary("heavy_ball", 1.0)
+    with pytest.raises(ValueError, match="method must be one of"):
+        quadratic.radius_boundary("sgd", 0.5)
+    with pytest.raises(ValueError, match="h_max"):
+        quadratic.radius_boundary("adam", 0.99, h_max=10.0)

@@ -68,3 +68,22 @@ def test_bad_arguments():
         momentum_demo(method="sgd")
     with pytest.raises(ValueError, match=r"b must lie in \[0, 1\)"):
         momentum_demo(b=1.0)
+
+
+def test_descent_demo_names_the_edge_itself():
+    w = descent_demo(eta=0.2, lam1=10.0, lam2=1.0, steps=20)  # eta = 2/S exactly
+    assert "exactly 2/S" in w.children[3].value
+    assert "sits on the edge" in w.view.axes[0].get_title()
+    from eosteach.widgets.quadratic import rotated_quadratic
+    proj = w.result.theta @ rotated_quadratic(10.0, 1.0).eigenvectors[:, 0]
+    assert np.all(np.sign(proj[1:]) == -np.sign(proj[:-1]))  # flips every step ...
+    assert np.allclose(np.abs(proj), abs(proj[0]))          # ... and keeps its size
+
+
+def test_momentum_region_draws_one_boundary_line_and_one_point_per_direction():
+    w = momentum_demo(method="nesterov", eta=0.1, b=0.5)
+    ax_region = w.view.axes[0]
+    assert not any(line.get_linestyle() == "--" for line in ax_region.lines)  # nothing on top of rho = 1
+    points = [line for line in ax_region.lines if line.get_marker() == "o"]
+    assert [len(p.get_xdata()) for p in points] == [1, 1]
+    assert any("rho = 1" in t.get_text() for t in ax_region.get_legend().get_texts())

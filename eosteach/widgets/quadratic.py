@@ -6,8 +6,8 @@
   is multiplied per step, with the 2/lambda marks.
 * ``momentum_demo()`` (lesson 2): GD / heavy-ball / Nesterov / frozen-preconditioner Adam.
   The stability region in the (eta lambda, b) plane (colour: spectral radius of the
-  iteration, blue below 1, red above; black line: radius 1; dashed: the closed-form threshold) with the current
-  (eta lambda_i, b) points, the path, and the loss.
+  iteration, blue below 1, red above; black line: radius 1, which is the closed-form threshold)
+  with the current (eta lambda_i, b) points, the path, and the loss.
 
 Each builder returns an ``ipywidgets.VBox`` with ``.controls`` (name -> widget), ``.view``
 (the ``FigureView``), ``.update()``, ``.set(**values)`` (several controls, one redraw) and
@@ -197,12 +197,15 @@ def descent_demo(eta: float = 0.15, lam1: float = 10.0, lam2: float = 1.0, start
         ax_factor.set_title("growth factor of each eigen-direction")
         ax_factor.legend(loc="upper left", fontsize=9)
 
-        status.value = (
-            f"<b>S = lambda_max = {S:.2f}, 2/S = {2 / S:.4f}.</b> eta = {eta_v:.3f} is "
-            + ("<span style='color:green'>below 2/S: the loss falls at every step.</span>" if stable else
-               "<span style='color:red'>above 2/S: the component along v1 grows by "
-               f"|1 - eta S| = {abs(1 - eta_v * S):.2f} per step, flipping sign each step.</span>")
-        )
+        if stable:
+            verdict_html = "<span style='color:green'>below 2/S: the loss falls at every step.</span>"
+        elif eta_v > 2.0 / S:
+            verdict_html = ("<span style='color:red'>above 2/S: the component along v1 grows by "
+                            f"|1 - eta S| = {abs(1 - eta_v * S):.2f} per step, flipping sign each step.</span>")
+        else:
+            verdict_html = ("<span style='color:orange'>exactly 2/S: the component along v1 flips sign "
+                            "every step and keeps its size.</span>")
+        status.value = f"<b>S = lambda_max = {S:.2f}, 2/S = {2 / S:.4f}.</b> eta = {eta_v:.3f} is " + verdict_html
         view.refresh()
 
     _finish(box, controls, view, update, held)
@@ -245,7 +248,9 @@ def momentum_demo(method: str = "heavy_ball", eta: float = 0.3, b: float = 0.5, 
         key = (method_v, round(width, 6))
         if key not in cache:
             cache.clear()
-            hs = np.linspace(0.0, width, 241)
+            # From just above h = 0: at h = 0 the radius is exactly 1 (nothing moves), and the contour
+            # would draw a spurious line along the left edge.
+            hs = np.linspace(1e-6 * width, width, 241)
             bs = np.linspace(0.0, 0.99, 100)
             H, B = np.meshgrid(hs, bs)
             cache[key] = (hs, bs, spectral_radius(method_v, H, B))
@@ -271,11 +276,11 @@ def momentum_demo(method: str = "heavy_ball", eta: float = 0.3, b: float = 0.5, 
 
         ax_region.imshow(np.minimum(rho, 1.5), origin="lower", aspect="auto", extent=(0, width, 0, 0.99),
                          cmap="RdBu_r", norm=RADIUS_NORM)
+        # The radius-1 contour IS the closed-form threshold (lesson 2 checks it to round-off), so
+        # only one line is drawn; the legend names it through a proxy.
         ax_region.contour(hs, bs, rho, levels=[1.0], colors="black", linewidths=2)
-        b_line = np.linspace(0.0, 0.99, 100)
-        closed = [thresholds.threshold(method_v, 1.0, float(v)) for v in b_line]
-        ax_region.plot(closed, b_line, "--", color="red", linewidth=1.5, label="closed form")
-        ax_region.plot(eta_v * lams, [b_v, b_v], "o", color="white", markeredgecolor="black", markersize=9,
+        ax_region.plot([], [], color="black", linewidth=2, label=r"$\rho = 1$: the threshold")
+        ax_region.plot([eta_v * lams[1]], [b_v], "o", color="white", markeredgecolor="black", markersize=9,
                        label=r"$(\eta\lambda_2, b)$")
         ax_region.plot([h1], [b_v], "o", color=color, markeredgecolor="black", markersize=9,
                        label=r"$(\eta\lambda_1, b)$")
