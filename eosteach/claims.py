@@ -74,7 +74,8 @@ class Claim:
 
     def detail(self) -> str:
         numbers = ", ".join(f"{k} = {_fmt(v)}" for k, v in self.measured.items())
-        return f"{self.text}: {bool(self.holds)} ({numbers}) [{self.band}]"
+        numbers = f" ({numbers})" if numbers else ""
+        return f"{self.text}: {bool(self.holds)}{numbers} [{self.band}]"
 
 
 def _fmt(v) -> str:
@@ -237,7 +238,8 @@ def falls_non_monotonically(values, window: int, text=None) -> Claim:
     ok = bool(up >= 0.1 and np.all(np.diff(means) < 0))
     return Claim(_text(text, "falls, non-monotonically"), ok,
                  f"rises at >= 10% of steps; every {window}-step mean below the previous",
-                 {"fraction of steps up": up, "windows": n, "windows that fell": int(np.sum(np.diff(means) < 0))})
+                 {"fraction of steps up": up, "window-to-window comparisons": n - 1,
+                  "comparisons where the mean fell": int(np.sum(np.diff(means) < 0))})
 
 
 def about(value, target, rel: float = 0.1, text=None) -> Claim:
@@ -274,8 +276,9 @@ def holds(flag, text: str, band: str, **measured) -> Claim:
     return Claim(str(text), bool(flag), str(band), dict(measured))
 
 
-def report(*claims: Claim) -> bool:
-    """Print one stable line per claim; raise AssertionError with the numbers if any fails."""
+def report(*claims: Claim) -> None:
+    """Print one stable line per claim; raise AssertionError with the numbers if any fails.
+    Returns None, so that a cell ending in ``report(...)`` shows only the printed lines."""
     if not claims:
         raise ValueError("report needs at least one claim")
     for c in claims:
@@ -285,7 +288,6 @@ def report(*claims: Claim) -> bool:
     failed = [c.detail() for c in claims if not c]
     if failed:
         raise AssertionError("claims not borne out by the data:\n  " + "\n  ".join(failed))
-    return True
 
 
 def measured(*claims: Claim) -> None:

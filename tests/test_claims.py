@@ -96,7 +96,7 @@ def test_about_tracks_below_above():
 
 def test_report_prints_stable_lines_and_raises_with_the_numbers(capsys):
     good = claims.about(20.5, 20.0, text="Q is about 20")
-    assert claims.report(good)
+    assert claims.report(good) is None
     out = capsys.readouterr().out
     assert out == "✓ Q is about 20 [within 0.1 x 20]: True\n"  # no measured number in it
     bad = claims.about(30.0, 20.0, text="Q is about 20")
@@ -105,6 +105,8 @@ def test_report_prints_stable_lines_and_raises_with_the_numbers(capsys):
     assert "✗ Q is about 20" in capsys.readouterr().out
     claims.measured(good)
     assert "value = 20.5" in capsys.readouterr().out
+    claims.measured(claims.holds(True, "an identity", "exact"))
+    assert capsys.readouterr().out == "an identity: True [exact]\n"
 
 
 @pytest.mark.parametrize("call", [
