@@ -65,8 +65,9 @@ class MapTrajectory:
         return fixed_point_amplitude(self.alpha, self.beta)
 
     def phases(self) -> np.ndarray:
-        """Phase label (index into PHASES) of every step; see ``label_phases``."""
-        return label_phases(self.x, self.y)
+        """Phase label (index into PHASES) of every step, by the sign table (``label_phases``
+        with delta = sqrt(2 alpha / beta))."""
+        return label_phases(self.x, self.y, delta=self.delta)
 
 
 def fixed_point_amplitude(alpha: float, beta: float) -> float:
@@ -98,31 +99,63 @@ def iterate_map(alpha, beta, eta, x0, y0, steps: int, *, limit: float = 1e150) -
     return MapTrajectory(xs, ys, alpha, beta, eta, False)
 
 
-def label_phases(x, y) -> np.ndarray:
-    """Label each step of any trajectory with one of the four phases (index into PHASES).
+def label_phases(x, y, delta=None) -> np.ndarray:
+    """Label each step of a trajectory with one of the four phases (index into PHASES).
 
-    The rule (Damian et al.'s Phases I-IV, read off the directions of motion):
+    Two rules, which agree exactly on (MAP) while y > -2/eta:
 
-        y rising,  |x| falling   ->  0  progressive sharpening  (S < 2/eta and climbing)
-        y rising,  |x| rising    ->  1  blow-up                 (S > 2/eta: x grows)
-        y falling, |x| rising    ->  2  self-stabilization      (x large: D^3L pushes S down)
-        y falling, |x| falling   ->  3  return to stability     (S < 2/eta: x shrinks)
+    * ``delta`` given (a float, or an array like x): **the signs**, Damian et al.'s
+      definition of the phases (the table of Lesson 5):
 
-    "Rising" is the sign of the forward difference y_{t+1} - y_t (and of |x_{t+1}| - |x_t|);
-    the last step repeats the label before it. On (MAP) these are exactly the signs of
-    alpha - beta x_t^2/2 and of |1 + eta y_t| - 1, i.e. the four quadrants of the
-    (x^2 - 2 alpha/beta, y) plane; on a real network pass x = u . (theta - theta*) and
-    y = S(theta) - 2/eta (any sequences of equal length >= 2 work).
-    x, y: 1-D array-likes of equal length. Returns an int array of the same length.
+        y <= 0, x^2 <= delta^2  ->  0  progressive sharpening   (S below 2/eta, oscillation small)
+        y >  0, x^2 <= delta^2  ->  1  blow-up                  (S above 2/eta, oscillation small)
+        y >  0, x^2 >  delta^2  ->  2  self-stabilization       (S above 2/eta, oscillation large)
+        y <= 0, x^2 >  delta^2  ->  3  return to stability      (S below 2/eta, oscillation large)
+
+      On a real network pass x = u . (theta - theta_dagger), y = grad S_perp . (theta -
+      theta_dagger) (``stable_dynamics.displacement``) and delta = sqrt(2 alpha_t / beta_t)
+      measured along the constrained trajectory.
+    * ``delta=None``: **the directions of motion**, y rising or falling (sign of
+      y_{t+1} - y_t) and |x| rising or falling (sign of |x_{t+1}| - |x_t|): 0 = y up, |x|
+      down; 1 = both up; 2 = y down, |x| up; 3 = both down. The last step repeats the label
+      before it. On (MAP) y rises exactly when x_t^2 < 2 alpha/beta and |x| grows exactly
+      when |1 + eta y_t| > 1, so this rule gives the sign rule's labels; on a network,
+      where S jitters from step to step, the two can disagree, and only the sign rule is
+      the definition.
+
+    x, y: 1-D array-likes of equal length >= 2. Returns an int array of the same length.
     """
     x = np.abs(np.asarray(x, dtype=float))
     y = np.asarray(y, dtype=float)
     if x.ndim != 1 or x.shape != y.shape or x.size < 2:
         raise ValueError(f"x and y must be 1-D of equal length >= 2, got shapes {x.shape} and {y.shape}")
+    if delta is not None:
+        d = np.broadcast_to(np.asarray(delta, dtype=float), x.shape) if np.ndim(delta) == 0 else np.asarray(delta, float)
+        if d.shape != x.shape or not np.all(np.isfinite(d)) or np.any(d <= 0):
+            raise ValueError(f"delta must be a positive finite number or an array of shape {x.shape} of them")
+        above, large = y > 0, x > d
+        return np.where(above, np.where(large, 2, 1), np.where(large, 3, 0)).astype(int)
     y_rising = np.diff(y) > 0
     x_rising = np.diff(x) > 0
     labels = np.where(y_rising, np.where(x_rising, 1, 0), np.where(x_rising, 2, 3))
     return np.append(labels, labels[-1]).astype(int)
+
+
+def phase_sequence(labels) -> np.ndarray:
+    """The phases in the order they are visited: runs of equal labels merged into one entry.
+
+    labels: 1-D int array (from ``label_phases``). A trajectory that cycles through the
+    phases in the order of PHASES has ``np.diff(seq) % 4 == 1`` everywhere."""
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or labels.size == 0:
+        raise ValueError(f"labels must be a non-empty 1-D array, got shape {labels.shape}")
+    return labels[np.r_[True, labels[1:] != labels[:-1]]]
+
+
+def in_cycle_order(labels) -> bool:
+    """True when consecutive phases follow I -> II -> III -> IV -> I (see ``phase_sequence``)."""
+    seq = phase_sequence(labels)
+    return bool(np.all(np.diff(seq) % 4 == 1))
 
 
 # --------------------------------------------------------------------------- cycles

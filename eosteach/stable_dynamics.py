@@ -19,8 +19,12 @@ The stable set is M = {theta : S(theta) <= 2/eta and grad L(theta) . u(theta) = 
     u . grad L(theta + d) ~ u . grad L + S u . d = 0
 
 with d in span(grad S_perp, u): d = p grad S_perp + q u, q = -(u . grad L)/S (a Newton
-step along u, whose curvature is S), p = -(S - 2/eta + q u . grad S)/beta. The
-constrained trajectory (Damian et al., Section 5) is theta_{t+1} = proj_M(theta_t - eta grad L).
+step along u, whose curvature is S), p = -(S - 2/eta + q u . grad S)/beta
+(``projection_step``). The constrained trajectory (Damian et al., Section 5) is
+theta_{t+1} = proj_M(theta_t - eta grad L). GD's displacement from it, v_t = theta_t -
+theta_dagger_t, has the coordinates of the map of Lesson 5 (``displacement``):
+x_t = u_t . v_t and y_t = grad S_perp_t . v_t (the first-order change of S without the
+x_t u . grad S term, which flips sign with x_t every step).
 
 The central flow with one unstable eigenvalue (Cohen et al. 2024, Section 3): while
 S < 2/eta it is gradient flow d theta/dt = -eta grad L (t counts gradient steps); once S
@@ -94,6 +98,16 @@ class Landscape:
         self._v0 = u[:, None]
         return float(r.eigenvalues[0]), u
 
+    def eigenvalues(self, theta, k: int = 3) -> np.ndarray:
+        """The top-k Hessian eigenvalues at theta, largest first (numpy (k,)), by a fresh
+        Lanczos run that leaves the warm start of ``top_eigen`` alone."""
+        k = validate.positive_int("k", k)
+        self._load(theta)
+        r = hessian.sharpness(self.model, self.loss_fn, self.x, self.y, k=k, tol=self.tol,
+                              max_products=self.max_products)
+        self.n_products += r.n_products
+        return r.eigenvalues.detach().cpu().numpy()[:k].astype(float)
+
     def sharpness_gradient(self, theta, u) -> torch.Tensor:
         """grad S(theta) = D^3 L(theta)[u, u], shape (n,)."""
         self._load(theta)
@@ -138,42 +152,75 @@ def local_quantities(land: Landscape, theta, eta) -> LocalQuantities:
                            2.0 / eta, float(u @ g))
 
 
+def projection_step(S, u, grad_S, grad_L, eta, *, lower_only: bool = False):
+    """One linearised (first-order, Gauss-Newton) step towards {S = 2/eta, grad L . u = 0}.
+
+    S: the sharpness (float); u: its unit eigenvector, grad_S = D^3 L[u, u] and grad_L:
+    vectors of shape (n,) (numpy arrays or torch tensors, all of one kind); eta > 0.
+    Returns d (same kind and shape) in span(grad S_perp, u), grad S_perp = grad S -
+    (u . grad S) u, that solves the two linearised constraints
+
+        S + grad S . d = 2/eta             (S moves by grad S . d to first order)
+        u . grad L + S (u . d) = 0         (grad L moves by H d, and u^T H d = S u . d):
+
+        d = p grad S_perp + q u,   q = -(u . grad L) / S,
+                                   p = -(S - 2/eta + q u . grad S) / ||grad S_perp||^2.
+
+    It is the smallest d that solves them. With ``lower_only=True`` the first constraint is
+    used only when S > 2/eta (the stable set asks S <= 2/eta): below it p = 0. The changes
+    of u and of the Hessian along d are second order and ignored; ``project`` iterates.
+    (Damian, Nichani & Lee 2022, Section 5, define the stable set and the projection.)
+    """
+    eta = validate.positive("eta", eta)
+    S = validate.positive("S", float(S))
+    threshold = 2.0 / eta
+    u_dot_gS = float(u @ grad_S)
+    grad_S_perp = grad_S - u_dot_gS * u
+    beta = float(grad_S_perp @ grad_S_perp)
+    q = -float(u @ grad_L) / S
+    step = q * u
+    gap = S - threshold
+    if not lower_only or gap > 0:
+        if beta <= 0:
+            raise ValueError("grad_S has no component orthogonal to u: S cannot be moved without moving along u")
+        p = -(gap + q * u_dot_gS) / beta
+        step = step + p * grad_S_perp
+    return step
+
+
 @dataclass
 class Projection:
-    """Result of ``project``: the projected theta, its LocalQuantities, the iterations used
-    and whether both tolerances were met."""
+    """Result of ``project``: the projected theta, its LocalQuantities, the iterations used,
+    whether both tolerances were met, and ``history``: one (S / (2/eta) - 1,
+    |u . grad L| / ||grad L||) pair per point visited, the start first."""
 
     theta: torch.Tensor
     quantities: LocalQuantities
     iterations: int
     converged: bool
+    history: list = field(default_factory=list)
 
 
 def project(land: Landscape, theta, eta, *, rtol_S: float = 1e-4, rtol_u: float = 1e-7,
             max_iter: int = 20) -> Projection:
-    """proj_M(theta): iterate the linearised step (module docstring) until
-    S <= (1 + rtol_S) 2/eta (and S >= (1 - rtol_S) 2/eta if the S-constraint was active)
-    and |u . grad L| <= rtol_u ||grad L||."""
+    """proj_M(theta): iterate ``projection_step`` (with ``lower_only=True``) until
+    S <= (1 + rtol_S) 2/eta and |u . grad L| <= rtol_u ||grad L||."""
     eta = validate.positive("eta", eta)
     theta = theta.detach().clone()
     threshold = 2.0 / eta
     q = local_quantities(land, theta, eta)
+    history = []
     for it in range(max_iter + 1):
         gap = q.S - threshold
-        ok_S = gap <= rtol_S * threshold
-        ok_u = abs(q.u_dot_grad) <= rtol_u * float(q.grad.norm())
-        if ok_S and ok_u:
-            return Projection(theta, q, it, True)
+        rel_u = abs(q.u_dot_grad) / float(q.grad.norm())
+        history.append((gap / threshold, rel_u))
+        if gap <= rtol_S * threshold and rel_u <= rtol_u:
+            return Projection(theta, q, it, True, history)
         if it == max_iter:
             break
-        step_u = -q.u_dot_grad / q.S
-        step = step_u * q.u
-        if gap > 0:  # lower S to 2/eta along grad S_perp, correcting for the u-step's change of S
-            p = -(gap + step_u * float(q.u @ q.grad_S)) / q.beta
-            step = step + p * q.grad_S_perp
-        theta = theta + step
+        theta = theta + projection_step(q.S, q.u, q.grad_S, q.grad, eta, lower_only=True)
         q = local_quantities(land, theta, eta)
-    return Projection(theta, q, max_iter, False)
+    return Projection(theta, q, max_iter, False, history)
 
 
 @dataclass
@@ -182,7 +229,8 @@ class Trajectory:
 
     theta (T+1, n) float tensor; loss; sharpness (NaN where not measured); sigma2 and alpha,
     beta (NaN where not measured); ``time`` in gradient steps (the flow's t is continuous);
-    u (T+1, n): the top eigenvector at each point (constrained trajectory only)."""
+    u and grad_S_perp (T+1, n): the top eigenvector and grad S_perp at each point
+    (constrained trajectory only)."""
 
     time: np.ndarray
     theta: torch.Tensor
@@ -192,6 +240,7 @@ class Trajectory:
     beta: np.ndarray = field(default=None)
     sigma2: np.ndarray = field(default=None)
     u: torch.Tensor = field(default=None)
+    grad_S_perp: torch.Tensor = field(default=None)
 
 
 def _nan(n):
@@ -217,24 +266,26 @@ def gradient_descent(land: Landscape, theta0, eta, steps: int, *, eig_every: int
 
 def constrained_trajectory(land: Landscape, theta0, eta, steps: int, **project_kw) -> Trajectory:
     """theta_{t+1} = proj_M(theta_t - eta grad L(theta_t)), starting from proj_M(theta0)
-    (Damian et al., 2022, Section 5). Records loss, S, alpha, beta at every projected point."""
+    (Damian et al., 2022, Section 5). Records loss, S, alpha, beta, sigma^2, u and grad S_perp
+    at every projected point."""
     eta = validate.positive("eta", eta)
     steps = validate.positive_int("steps", steps)
     project_kw.setdefault("rtol_u", 1e-4)
     out = dict(loss=_nan(steps + 1), S=_nan(steps + 1), alpha=_nan(steps + 1), beta=_nan(steps + 1),
                sigma2=_nan(steps + 1))
-    thetas, us = [], []
+    thetas, us, perps = [], [], []
     theta = theta0
     for t in range(steps + 1):
         p = project(land, theta, eta, **project_kw)
         q = p.quantities
         thetas.append(p.theta)
         us.append(q.u)
+        perps.append(q.grad_S_perp)
         out["loss"][t], out["S"][t], out["alpha"][t], out["beta"][t] = q.loss, q.S, q.alpha, q.beta
         out["sigma2"][t] = q.sigma2
         theta = p.theta - eta * q.grad
     return Trajectory(np.arange(steps + 1, dtype=float), torch.stack(thetas), out["loss"], out["S"],
-                      out["alpha"], out["beta"], out["sigma2"], torch.stack(us))
+                      out["alpha"], out["beta"], out["sigma2"], torch.stack(us), torch.stack(perps))
 
 
 def central_flow(land: Landscape, theta0, eta, duration: float, *, dt: float = 0.5) -> Trajectory:
@@ -303,6 +354,25 @@ def distances(a: Trajectory, b: Trajectory) -> np.ndarray:
     """||theta_a(t) - theta_b(t)|| for the common steps, shape (min(T_a, T_b)+1,)."""
     n = min(len(a.theta), len(b.theta))
     return (a.theta[:n] - b.theta[:n]).norm(dim=1).cpu().numpy()
+
+
+def displacement(path: Trajectory, constrained: Trajectory):
+    """GD's coordinates in the map of Lesson 5, relative to the constrained trajectory:
+    with v_t = theta_t - theta_dagger_t,
+
+        x_t = u_t . v_t            (displacement along the unstable direction)
+        y_t = grad S_perp_t . v_t  (first-order S(theta_t) - 2/eta, without x_t u . grad S)
+
+    (Damian, Nichani & Lee 2022, Section 5). ``constrained`` must come from
+    ``constrained_trajectory`` (it carries u and grad_S_perp). Returns two numpy arrays of
+    length min(T_path, T_constrained) + 1."""
+    if constrained.u is None or constrained.grad_S_perp is None:
+        raise ValueError("constrained must be a Trajectory from constrained_trajectory (with u and grad_S_perp)")
+    n = min(len(path.theta), len(constrained.theta))
+    v = path.theta[:n] - constrained.theta[:n]
+    x = (v * constrained.u[:n]).sum(dim=1).cpu().numpy()
+    y = (v * constrained.grad_S_perp[:n]).sum(dim=1).cpu().numpy()
+    return x, y
 
 
 def running_mean(values, window: int) -> np.ndarray:

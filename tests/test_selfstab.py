@@ -93,19 +93,141 @@ def test_cubic_reduction_is_exactly_the_map():
     assert r["step"][0].has(s["t_xxx"])
 
 
-def test_checkers_accept_right_and_reject_wrong(capsys):
-    assert ex.check_map_step(lambda x, y, a, b, e: (-(1 + e * y) * x, y + e * (a - b * x * x / 2)))
-    assert not ex.check_map_step(lambda x, y, a, b, e: ((1 + e * y) * x, y + e * (a - b * x * x / 2)))
-    assert ex.check_conserved_quantity(lambda X, Y, a, b: Y * Y / 2 - a * np.log(X) + b * X * X / 4)
-    assert not ex.check_conserved_quantity(lambda X, Y, a, b: 3.0)
+def test_sign_rule_equals_direction_rule_on_the_map_and_cycles_in_order():
+    tr = selfstab.iterate_map(1.0, 1.0, 0.02, 0.05, -1.0, 3000)
+    by_sign = selfstab.label_phases(tr.x, tr.y, delta=tr.delta)
+    by_direction = selfstab.label_phases(tr.x, tr.y)
+    assert np.array_equal(by_sign[:-1], by_direction[:-1])
+    # Independent: the table of Lesson 5 written out by hand.
+    small, above = tr.x**2 <= tr.delta**2, tr.y > 0
+    table = np.select([~above & small, above & small, above & ~small, ~above & ~small], [0, 1, 2, 3])
+    assert np.array_equal(by_sign, table)
+    assert selfstab.in_cycle_order(by_sign)
+    assert list(selfstab.phase_sequence([0, 0, 1, 1, 1, 2, 3, 3, 0])) == [0, 1, 2, 3, 0]
+    assert not selfstab.in_cycle_order([0, 2, 1])
+    # An array of deltas (one per step) gives the same labels as the scalar.
+    assert np.array_equal(selfstab.label_phases(tr.x, tr.y, delta=np.full(tr.x.shape, tr.delta)), by_sign)
+    with pytest.raises(ValueError, match="delta"):
+        selfstab.label_phases(tr.x, tr.y, delta=-1.0)
+    with pytest.raises(ValueError, match="delta"):
+        selfstab.label_phases(tr.x, tr.y, delta=np.ones(3))
 
-    def ab(g, s, u):
-        sp_ = s - (u @ s) * u
-        return -(g @ sp_), sp_ @ sp_
 
-    assert ex.check_alpha_beta(ab)
-    assert not ex.check_alpha_beta(lambda g, s, u: (-(g @ s), s @ s))
-    assert "Not yet" in capsys.readouterr().out
+def _right_step(x, y, a, b, e):
+    return -(1 + e * y) * x, y + e * (a - b * x * x / 2)
+
+
+@pytest.mark.parametrize("wrong,message", [
+    (lambda x, y, a, b, e: ((1 + e * y) * x, y + e * (a - b * x * x / 2)), "wrong sign"),
+    (lambda x, y, a, b, e: (-(1 + e * y) * x, y + e * (a - b * ((1 + e * y) * x) ** 2 / 2)), "NEW x"),
+    (lambda x, y, a, b, e: (-(1 + e * y) * x, y + e * (a - b * x * x)), "lost the 1/2"),
+    (lambda x, y, a, b, e: (-(1 + e * y) * x, y + (a - b * x * x / 2)), "factor eta"),
+])
+def test_map_step_checker_names_each_mistake(capsys, wrong, message):
+    assert ex.check_map_step(_right_step)
+    capsys.readouterr()
+    assert ex.check_map_step(wrong) is False
+    out = capsys.readouterr().out
+    assert out.startswith("Not yet") and message in out
+
+
+def _right_H(X, Y, a, b):
+    return Y * Y / 2 - a * np.log(X) + b * X * X / 4
+
+
+@pytest.mark.parametrize("wrong,message", [
+    (lambda X, Y, a, b: Y * Y / 2 + a * np.log(X) + b * X * X / 4, "wrong sign"),
+    (lambda X, Y, a, b: Y * Y / 2 - a * np.log(X) + b * X * X / 2, "beta X^2/4"),
+    (lambda X, Y, a, b: Y * Y - a * np.log(X) + b * X * X / 4, "Y^2/2"),
+    (lambda X, Y, a, b: 3.0, "constant"),
+])
+def test_conserved_quantity_checker_names_each_mistake(capsys, wrong, message):
+    assert ex.check_conserved_quantity(_right_H)
+    assert ex.check_conserved_quantity(lambda X, Y, a, b: np.exp(_right_H(X, Y, a, b)))  # any function of H
+    capsys.readouterr()
+    assert ex.check_conserved_quantity(wrong) is False
+    out = capsys.readouterr().out
+    assert out.startswith("Not yet") and message in out
+
+
+def _right_ab(g, s, u):
+    sp_ = s - (u @ s) * u
+    return -(g @ sp_), sp_ @ sp_
+
+
+@pytest.mark.parametrize("wrong,message", [
+    (lambda g, s, u: (-(g @ s), s @ s), "grad S itself"),
+    (lambda g, s, u: (-_right_ab(g, s, u)[0], _right_ab(g, s, u)[1]), "wrong sign"),
+])
+def test_alpha_beta_checker_names_each_mistake(capsys, wrong, message):
+    assert ex.check_alpha_beta(_right_ab)
+    capsys.readouterr()
+    assert ex.check_alpha_beta(wrong) is False
+    out = capsys.readouterr().out
+    assert out.startswith("Not yet") and message in out
+
+
+def _parts(S, u, gS, gL, eta, thr=None):
+    thr = 2 / eta if thr is None else thr
+    gS_perp = gS - (u @ gS) * u
+    q = -(u @ gL) / S
+    p = -(S - thr + q * (u @ gS)) / (gS_perp @ gS_perp)
+    return gS_perp, q, p
+
+
+def _right_projection(S, u, gS, gL, eta):
+    gS_perp, q, p = _parts(S, u, gS, gL, eta)
+    return p * gS_perp + q * u
+
+
+@pytest.mark.parametrize("wrong,message", [
+    (lambda S, u, gS, gL, eta: -_right_projection(S, u, gS, gL, eta), "wrong sign"),
+    (lambda S, u, gS, gL, eta: -(S - 2 / eta) / (_parts(S, u, gS, gL, eta)[0] @ _parts(S, u, gS, gL, eta)[0])
+     * _parts(S, u, gS, gL, eta)[0], "grad L . u = 0"),
+    (lambda S, u, gS, gL, eta: -(S - 2 / eta) / (gS @ gS) * gS, "grad L . u = 0"),
+    (lambda S, u, gS, gL, eta: (lambda gp, q, p: p * gp + q * u)(*_parts(S, u, gS, gL, eta, thr=1 / eta)),
+     "2/eta, not 1/eta"),
+    (lambda S, u, gS, gL, eta: (lambda gp, q, p: q * u - (S - 2 / eta) / (gp @ gp) * gp)(*_parts(S, u, gS, gL, eta)),
+     "q (u . grad S)"),
+    (lambda S, u, gS, gL, eta: (lambda gp, q, p: q * u + p * gS)(*_parts(S, u, gS, gL, eta)), "grad S_perp"),
+    (lambda S, u, gS, gL, eta: _right_projection(S, u, gS, gL, eta)[:-1], "shape"),
+])
+def test_projection_step_checker_names_each_mistake(capsys, wrong, message):
+    capsys.readouterr()
+    assert ex.check_projection_step(wrong) is False
+    out = capsys.readouterr().out
+    assert out.startswith("Not yet") and message in out, out
+
+
+def test_projection_step_checker_accepts_right_and_the_library(capsys):
+    from eosteach import stable_dynamics as sd
+
+    assert ex.check_projection_step(_right_projection)
+    assert ex.check_projection_step(sd.projection_step)
+    # A step that meets both linearised constraints but is not the smallest one.
+    rng = np.random.default_rng(0)
+
+    def too_big(S, u, gS, gL, eta):
+        d = _right_projection(S, u, gS, gL, eta)
+        w = rng.normal(size=len(u))
+        A = np.stack([gS, u])  # remove from w everything the two constraints see
+        w -= A.T @ np.linalg.solve(A @ A.T, A @ w)
+        return d + w
+
+    capsys.readouterr()
+    assert ex.check_projection_step(too_big) is False
+    assert "not the smallest" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("check", [ex.check_map_step, ex.check_conserved_quantity, ex.check_alpha_beta,
+                                   ex.check_projection_step])
+def test_untouched_stubs_are_not_attempted(capsys, check):
+    def stub(*args):
+        raise NotImplementedError("not yet")
+
+    assert check(stub) is None
+    out = capsys.readouterr().out
+    assert out.startswith("Not attempted yet") and "`eosteach." in out
 
 
 def test_widget_extremes_render():

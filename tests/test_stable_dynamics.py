@@ -92,3 +92,51 @@ def test_helpers_and_validation(setup):
         sd.local_quantities(setup["land"], setup["gd"].theta[0], 0.0)
     with pytest.raises(ValueError, match="dt"):
         sd.central_flow(setup["land"], setup["gd"].theta[0], 0.3, 5, dt=2.0)
+
+
+def test_projection_step_is_the_min_norm_solution_of_the_linearised_constraints():
+    rng = np.random.default_rng(3)
+    n, eta = 12, 0.2
+    u = rng.normal(size=n)
+    u /= np.linalg.norm(u)
+    gS, gL = rng.normal(size=n), rng.normal(size=n)
+    for S in (11.0, 9.0):
+        d = sd.projection_step(S, u, gS, gL, eta)
+        # Independent: numpy's least-squares (minimum-norm) solution of the two equations.
+        A = np.stack([gS, S * u])
+        want = np.linalg.lstsq(A, np.array([2 / eta - S, -(u @ gL)]), rcond=None)[0]
+        assert np.allclose(d, want, rtol=1e-10, atol=1e-14)
+        # torch tensors give the same step.
+        dt = sd.projection_step(S, *(torch.tensor(v) for v in (u, gS, gL)), eta)
+        assert np.allclose(dt.numpy(), d)
+    # lower_only: below the threshold only the u-constraint is corrected.
+    d = sd.projection_step(9.0, u, gS, gL, eta, lower_only=True)
+    assert np.allclose(d, -(u @ gL) / 9.0 * u)
+    with pytest.raises(ValueError, match="eta"):
+        sd.projection_step(9.0, u, gS, gL, 0.0)
+
+
+def test_projection_history_converges_and_displacement_coordinates(setup):
+    s = setup
+    theta = s["gd"].theta[s["t0"] + 15]
+    p = sd.project(s["land"], theta, s["eta"], rtol_u=1e-8)
+    assert len(p.history) == p.iterations + 1
+    assert p.history[0][0] > 0.05 and abs(p.history[-1][0]) <= 1e-4 and p.history[-1][1] <= 1e-8
+    ct = sd.constrained_trajectory(s["land"], s["gd"].theta[s["t0"]], s["eta"], 3)
+    q = sd.local_quantities(s["land"], ct.theta[2], s["eta"])
+    assert torch.allclose(ct.grad_S_perp[2], q.grad_S_perp, rtol=1e-5, atol=1e-8)
+    # x and y of a point displaced by a u + b grad_S_perp are (a, b beta) to rounding.
+    fake = sd.Trajectory(ct.time, ct.theta + 1e-3 * ct.u + 2e-4 * ct.grad_S_perp, ct.loss, ct.sharpness)
+    x, y = sd.displacement(fake, ct)
+    beta = (ct.grad_S_perp**2).sum(dim=1).numpy()
+    assert np.allclose(x, 1e-3, rtol=1e-6) and np.allclose(y, 2e-4 * beta, rtol=1e-6)
+    with pytest.raises(ValueError, match="constrained"):
+        sd.displacement(ct, fake)
+
+
+def test_landscape_eigenvalues_match_the_dense_hessian(setup):
+    s = setup
+    theta = s["gd"].theta[s["t0"]]
+    hessian.set_flat_params(s["model"], theta)
+    dense = torch.linalg.eigvalsh(hessian.dense_hessian(s["model"], losses.mse, s["x"], s["y"])).numpy()[::-1]
+    assert np.allclose(s["land"].eigenvalues(theta, 3), dense[:3], rtol=1e-6)

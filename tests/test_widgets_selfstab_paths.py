@@ -46,3 +46,12 @@ def test_scrubber_rejects_mismatched_paths():
         paths_scrubber(steps, paths, 10.0)
     with pytest.raises(ValueError, match="steps must be a 1-D array"):
         paths_scrubber([0], {"GD": {"loss": [1.0], "sharpness": [1.0]}}, 10.0)
+
+
+def test_scrubber_takes_one_colour_per_path():
+    steps, paths = _paths()
+    box = paths_scrubber(steps, paths, 10.0, colors=["#2ca02c", "k"])
+    assert box.view.png.startswith(PNG)
+    assert box.view.axes[0].get_lines()[0].get_color() == "#2ca02c"
+    with pytest.raises(ValueError, match="one colour per path"):
+        paths_scrubber(steps, paths, 10.0, colors=["k"])

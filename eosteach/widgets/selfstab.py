@@ -36,7 +36,7 @@ def selfstab_demo(alpha: float = 1.0, beta: float = 1.0, eta: float = 0.02, x0: 
 
     Left: phase portrait (|x| against y = S - 2/eta), the fixed point (delta, 0) and the
     nullcline |x| = delta; right: x_t and y_t against the step t. Every point is coloured by
-    its phase (``selfstab.label_phases``). Returns an ``ipywidgets.VBox`` with attributes
+    its phase (the sign table of Lesson 5, ``selfstab.label_phases`` with delta). Returns an ``ipywidgets.VBox`` with attributes
     ``controls`` (dict of sliders: alpha, beta, eta, x0, y0), ``view`` (FigureView),
     ``trajectory`` (the last MapTrajectory) and ``message`` (an HTML line with the whole-cycle
     checks, or the divergence notice).
@@ -65,7 +65,7 @@ def selfstab_demo(alpha: float = 1.0, beta: float = 1.0, eta: float = 0.02, x0: 
         traj = selfstab.iterate_map(p["alpha"], p["beta"], p["eta"], p["x0"], p["y0"], steps, limit=1e6)
         box.trajectory = traj
         delta = traj.delta
-        labels = selfstab.label_phases(traj.x, traj.y) if len(traj.x) >= 2 else np.zeros(len(traj.x), int)
+        labels = traj.phases() if len(traj.x) >= 2 else np.zeros(len(traj.x), int)
         t = np.arange(len(traj.x))
         ax_p, ax_x, ax_y = view.axes
         for ax in view.axes:
@@ -115,7 +115,7 @@ def selfstab_demo(alpha: float = 1.0, beta: float = 1.0, eta: float = 0.02, x0: 
     return box
 
 
-def paths_scrubber(steps, paths: dict, threshold: float):
+def paths_scrubber(steps, paths: dict, threshold: float, colors=None):
     """Scrub GD, the constrained trajectory and the central flow step by step.
 
     ``steps``: (T,) step numbers; ``paths``: name -> dict with arrays ``loss`` (T,) and
@@ -124,7 +124,9 @@ def paths_scrubber(steps, paths: dict, threshold: float):
     step, with a marker at that step, on the loss (left) and on the sharpness against the
     threshold (right); the text line reports each path's loss and S/(2/eta) there.
     Returns an ``ipywidgets.VBox`` with ``controls`` ({"step": IntSlider}), ``view`` and
-    ``message`` (cf. Damian, Nichani & Lee 2022, Fig. 5; Cohen, Damian et al. 2024).
+    ``message`` (cf. Damian, Nichani & Lee 2022; Cohen, Damian et al. 2024). ``colors``: one
+    matplotlib colour per path, in order (default: GD's and the flow's course-wide colours,
+    the second path in orange).
     """
     steps = np.asarray(steps)
     if steps.ndim != 1 or len(steps) < 2:
@@ -137,7 +139,10 @@ def paths_scrubber(steps, paths: dict, threshold: float):
                 raise ValueError(f"paths[{name!r}][{key!r}] must be an array of shape {steps.shape}")
     threshold = float(threshold)
     # GD and the flow in their course-wide colours; the constrained trajectory in orange.
-    colors = [COLORS["gd"], "#ff7f0e", COLORS["flow"], COLORS["nesterov"], COLORS["adam"]]
+    if colors is None:
+        colors = [COLORS["gd"], "#ff7f0e", COLORS["flow"], COLORS["nesterov"], COLORS["adam"]]
+    elif len(colors) < len(paths):
+        raise ValueError(f"colors must hold one colour per path ({len(paths)}), got {len(colors)}")
 
     view = FigureView(1, 2, figsize=(11, 3.6))
     ax_loss, ax_s = view.axes
