@@ -434,3 +434,36 @@ def stable_step_size(quadratic: Quadratic, method: str = "gd", b: float = 0.0, p
     if s <= 0:
         raise ValueError("the quadratic has no positive curvature: every step size is stable")
     return thresholds.threshold(method, 1.0, b) / s
+
+
+def fastest_step_size(quadratic: Quadratic) -> tuple[float, float]:
+    """The GD step size that converges fastest, and its contraction factor per step.
+
+    GD multiplies the coordinate along eigenvector i by (1 - eta lambda_i); the slowest
+    direction decides, so the rate is r(eta) = max_i |1 - eta lambda_i|, which is smallest
+    where the two extreme factors balance, 1 - eta lambda_min = eta lambda_max - 1:
+
+        eta* = 2 / (lambda_max + lambda_min),    r(eta*) = (kappa - 1) / (kappa + 1),
+
+    kappa = lambda_max / lambda_min (Polyak, *Introduction to Optimization*, 1987, sec. 1.4).
+    The error ||theta - theta*|| shrinks by r per step; the loss L - L* by about r^2.
+    Needs a positive definite A (lambda_min > 0): ValueError otherwise.
+    """
+    lam_max, lam_min = float(quadratic.eigenvalues[0]), float(quadratic.eigenvalues[-1])
+    if not lam_min > 0:
+        raise ValueError(f"the quadratic must be positive definite (lambda_min > 0), got lambda_min = {lam_min:.6g}")
+    kappa = lam_max / lam_min
+    return 2.0 / (lam_max + lam_min), (kappa - 1.0) / (kappa + 1.0)
+
+
+def complex_band(b) -> tuple[np.ndarray, np.ndarray]:
+    """The band of h = eta * lambda where heavy-ball's two roots are complex: ((1 - sqrt b)^2, (1 + sqrt b)^2).
+
+    Heavy-ball's characteristic polynomial is z^2 + (h - 1 - b) z + b; its discriminant
+    (h - 1 - b)^2 - 4b is negative exactly when |h - 1 - b| < 2 sqrt(b). Inside the band the
+    roots are a conjugate pair of modulus sqrt(b) (their product is b), so the spectral
+    radius is exactly sqrt(b) there. Returns (h_low, h_high), each of the shape of ``b``.
+    """
+    b = _check_method_b("heavy_ball", b)
+    root = np.sqrt(b)
+    return (1.0 - root) ** 2, (1.0 + root) ** 2

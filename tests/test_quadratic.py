@@ -188,3 +188,32 @@ def test_other_bad_input():
         quadratic.run(q, "adam", 0.1, [1.0, 1.0], steps=3, precond=[1.0, -1.0])
     with pytest.raises(ValueError, match="eigenvalues must be"):
         Quadratic.from_spectrum([])
+
+
+def test_fastest_step_size_minimises_the_slowest_factor():
+    q = Quadratic.from_spectrum([10.0, 3.0, 1.0], seed=3)
+    eta_star, rate = quadratic.fastest_step_size(q)
+    assert eta_star == pytest.approx(2 / 11) and rate == pytest.approx(9 / 11)
+    etas = np.linspace(1e-4, 0.2, 20001)                        # brute force over every stable eta
+    slowest = np.max(np.abs(1 - np.outer(etas, q.eigenvalues)), axis=1)
+    assert etas[np.argmin(slowest)] == pytest.approx(eta_star, abs=2e-5)
+    assert slowest.min() == pytest.approx(rate, abs=1e-4)
+    run = quadratic.run(q, "gd", eta_star, [1.0, -2.0, 0.5], steps=200)   # the error shrinks by rate per step
+    err = np.linalg.norm(run.theta, axis=-1)
+    assert err[-1] / err[-2] == pytest.approx(rate, rel=1e-6)
+    with pytest.raises(ValueError, match="positive definite"):
+        quadratic.fastest_step_size(Quadratic.from_spectrum([1.0, 0.0]))
+
+
+def test_complex_band_is_where_heavy_balls_roots_are_complex():
+    for b in (0.1, 0.5, 0.9):
+        lo, hi = quadratic.complex_band(b)
+        for h, complex_expected in ((lo * 0.999, False), (lo * 1.001, True), (hi * 0.999, True), (hi * 1.001, False)):
+            roots = np.roots(quadratic.characteristic_coefficients("heavy_ball", h, b))
+            assert (abs(roots[0].imag) > 1e-12) == complex_expected
+        inside = np.linspace(lo, hi, 7)[1:-1]
+        assert np.allclose(quadratic.spectral_radius("heavy_ball", inside, b), np.sqrt(b))
+    lo, hi = quadratic.complex_band(np.array([0.0, 0.25]))
+    assert np.allclose(lo, [1.0, 0.25]) and np.allclose(hi, [1.0, 2.25])
+    with pytest.raises(ValueError, match=r"b must lie in \[0, 1\)"):
+        quadratic.complex_band(1.0)

@@ -87,3 +87,36 @@ def test_momentum_region_draws_one_boundary_line_and_one_point_per_direction():
     points = [line for line in ax_region.lines if line.get_marker() == "o"]
     assert [len(p.get_xdata()) for p in points] == [1, 1]
     assert any("rho = 1" in t.get_text() for t in ax_region.get_legend().get_texts())
+
+
+def test_descent_demo_labels_the_top_eigenvector_and_keeps_the_marks_off_the_eta_line():
+    w = descent_demo(eta=0.2, lam1=1.0, lam2=10.0, steps=10)  # lambda_2 is now the larger one
+    labels = [t.get_text() for t in w.view.axes[0].get_legend().get_texts()]
+    assert "top eigenvector (largest eigenvalue)" in labels and not any("v_1" in t for t in labels)
+    ax_factor = w.view.axes[3]
+    for text in ax_factor.texts:  # each 2/lambda label lies wholly on one side of the current-eta line
+        x = text.get_position()[0]
+        assert (text.get_ha() == "right" and x < 0.2) or (text.get_ha() == "left" and x > 0.2) or abs(x - 0.2) > 0.02
+        assert abs(x - 0.2) > 1e-3
+
+
+def test_momentum_demo_three_way_verdict_and_the_slower_directions_radius():
+    w = momentum_demo(method="heavy_ball", eta=0.3, b=0.5, steps=60)  # eta S = 3 = 2 + 2b: on the edge
+    assert "exactly on the edge" in w.children[2].value and "diverges" not in w.children[2].value
+    assert not w.result.diverged
+    w.set(b=0.6)
+    assert "stable: converges" in w.children[2].value
+    w.set(b=0.4)
+    assert "unstable: diverges" in w.children[2].value
+    w.set(method="gd", eta=0.1, b=0.0)  # eta lambda = 1 and 0.1: the flat direction (0.9) is the slower one
+    assert "0.900" in w.view.axes[2].get_title()
+    ax_region = w.view.axes[0]
+    assert all(not line.get_clip_on() for line in ax_region.lines if line.get_marker() == "o")
+
+
+def test_diverged_note_does_not_cross_the_dashed_line():
+    w = momentum_demo(method="heavy_ball", eta=0.3, b=0.0, steps=60)  # diverges early
+    ax_loss = w.view.axes[2]
+    [note] = [t for t in ax_loss.texts if "diverged" in t.get_text()]
+    at = int(w.result.diverged_at)
+    assert at < 30 and note.get_ha() == "left" and note.get_position()[0] > at

@@ -8,9 +8,10 @@ the answer is wrong, the checker runs the likely mistakes (a sign, a missing row
 buffer, 1/lambda instead of 2/lambda, b instead of 1 + b, GD's or heavy-ball's threshold
 instead of Nesterov's, ...) and names the one that reproduces it.
 
-* lesson 1: ``check_gd_trajectory``, ``check_max_stable_eta``;
-* lesson 2: ``check_heavy_ball_trajectory``, ``check_heavy_ball_radius``,
-  ``check_nesterov_threshold``.
+* lesson 1: ``check_gd_trajectory``, ``check_gd_step_sizes``;
+* lesson 2: ``check_heavy_ball_trajectory``, ``check_heavy_ball_radius`` (the iteration matrix,
+  its spectral radius and the band of complex roots), ``check_nesterov_threshold`` (the matrix
+  and the threshold, derived by hand).
 
 An untouched stub (it still raises NotImplementedError) reads as "not attempted yet"
 (``feedback.checker``) and the lesson's later cells use the library function named there.
@@ -59,19 +60,27 @@ def _first_match(got, variants, **close):
 # -- lesson 1 ---------------------------------------------------------------------------
 def _gd_variants(A, theta0, eta, steps):
     """The learner's likely versions of GD, each with what it tells about the mistake."""
-    right, up, frozen = [theta0], [theta0], [theta0]
-    for _ in range(steps):
-        right.append(right[-1] - eta * A @ right[-1])
-        up.append(up[-1] + eta * A @ up[-1])
-        frozen.append(frozen[-1] - eta * A @ theta0)
-    right = np.array(right)
+    def run(step, n=steps):
+        out = [theta0]
+        for _ in range(n):
+            out.append(step(out[-1]))
+        return np.array(out)
+
+    right = run(lambda t: t - eta * A @ t)
     return [
-        ("It matches theta + eta * grad: a step must go DOWNHILL, against the gradient.", np.array(up)),
+        ("It matches theta + eta * grad: a step must go DOWNHILL, against the gradient.",
+         run(lambda t: t + eta * A @ t)),
         ("Every step uses the gradient at theta^(0): recompute the gradient A theta at the CURRENT iterate.",
-         np.array(frozen)),
+         run(lambda t: t - eta * A @ theta0)),
+        ("It matches the step theta - 2 eta A theta: the gradient of 1/2 theta^T A theta is A theta "
+         "(the 1/2 cancels the 2 from differentiating the square).", run(lambda t: t - 2 * eta * A @ t)),
+        ("It matches the step theta - eta/2 A theta: the gradient of 1/2 theta^T A theta is A theta, "
+         "without the 1/2.", run(lambda t: t - 0.5 * eta * A @ t)),
         ("Every row equals the LAST iterate: you appended the same array and then changed it in place "
          "(theta -= ... on a stored array). Store a new array at each step, or a copy.",
          np.broadcast_to(right[-1], right.shape)),
+        ("Your rows are theta^(1), ..., theta^(steps+1): row 0 must be theta^(0) itself, the start, "
+         "and the last row theta^(steps).", run(lambda t: t - eta * A @ t, steps + 1)[1:]),
     ]
 
 
@@ -80,7 +89,8 @@ def check_gd_trajectory(fn) -> bool:
     """``fn(A, theta0, eta, steps) -> (steps + 1, d)`` array of GD iterates theta^(0..steps).
 
     Reference: theta^(k) = Q diag((1 - eta lambda)^k) Q^T theta0 (A = Q diag(lambda) Q^T),
-    on three quadratics, the last one at eta = 1.05 x 2/lambda_max (it blows up).
+    on three quadratics, the last one at eta = 1.05 x 2/lambda_max (its top coordinate
+    grows by 1.1 per step).
     """
     fb = Feedback("gd_trajectory")
     rng = np.random.default_rng(1)
@@ -99,6 +109,9 @@ def check_gd_trajectory(fn) -> bool:
                 hint = " Row 0 must be theta^(0) itself: steps + 1 rows in all."
             elif got.shape == (steps + 2, dim):
                 hint = " That is one step too many: `steps` updates give steps + 1 rows, theta^(0) included."
+            elif got.shape == (dim, steps + 1):
+                hint = (" That is the transpose: one ROW per iterate, one column per coordinate "
+                        "(np.array of a list of iterates stacks them as rows).")
             elif got.shape == (dim,):
                 hint = " That is a single iterate: return every iterate, one per row."
             else:
@@ -108,14 +121,42 @@ def check_gd_trajectory(fn) -> bool:
         if not np.allclose(got, expected, rtol=1e-8, atol=1e-10):
             k = int(np.argmax(np.any(~np.isclose(got, expected, rtol=1e-8, atol=1e-10), axis=1)))
             hint = _first_match(got, _gd_variants(A, theta0, eta, steps), rtol=1e-8, atol=1e-10) or \
-                " Check the update theta <- theta - eta * (A @ theta), applied to the current iterate."
+                " Compare with theta <- theta - eta * (A @ theta), applied to the current iterate."
             fb.fail(f"for d={dim}, eta={eta:.4f} the first wrong row is k={k}.{hint}")
             break
     return fb.report("your iterates equal the closed form Q diag((1 - eta lambda)^k) Q^T theta0, "
-                     "including the run at 1.05 x 2/lambda_max, which blows up.")
+                     "including the run at 1.05 x 2/lambda_max, whose top coordinate grows by "
+                     "|1 - eta lambda_max| = 1.1 per step.")
 
 
-def _max_stable_eta_variants(A):
+def _slowest_factor(eta, lam):
+    """r(eta) = max_i |1 - eta lambda_i|: the per-step factor of the slowest direction."""
+    return float(np.max(np.abs(1.0 - eta * lam)))
+
+
+def _gd_step_sizes_reference(A):
+    """(eta_max, eta_star, rate) found by searching r(eta) = max_i |1 - eta lambda_i|, not by formula.
+
+    r is convex in eta (a maximum of convex functions), so a ternary search finds its
+    minimiser eta_star; r(eta) < 1 on (0, eta_max), and a bisection on r = 1 above eta_star
+    finds eta_max."""
+    lam = np.linalg.eigvalsh(A)
+    lo, hi = 0.0, 4.0 / np.max(np.abs(lam))
+    for _ in range(300):
+        m1, m2 = lo + (hi - lo) / 3, hi - (hi - lo) / 3
+        if _slowest_factor(m1, lam) < _slowest_factor(m2, lam):
+            hi = m2
+        else:
+            lo = m1
+    eta_star = 0.5 * (lo + hi)
+    lo, hi = eta_star, 4.0 / np.max(np.abs(lam))
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if _slowest_factor(mid, lam) < 1.0 else (lo, mid)
+    return 0.5 * (lo + hi), eta_star, _slowest_factor(eta_star, lam)
+
+
+def _eta_max_slips(A):
     lam = np.linalg.eigvalsh(A)
     return [
         ("That is 1/lambda_max, where the top coordinate is zeroed in one step; the edge is where "
@@ -126,43 +167,97 @@ def _max_stable_eta_variants(A):
          2.0 / np.max(np.diag(A))),
         ("That is 2 / trace(A): the trace is the SUM of the eigenvalues, only an upper bound on the largest.",
          2.0 / np.trace(A)),
+        ("That is 2 / ||A||_F: np.linalg.norm(A) is the Frobenius norm sqrt(sum of lambda_i^2), not lambda_max "
+         "(np.linalg.norm(A, 2) would be).", 2.0 / np.linalg.norm(A)),
         ("That is lambda_max / 2, upside down: the step size limit is 2 over the curvature.", lam[-1] / 2),
     ]
 
 
-@checker("max_stable_eta", library="eosteach.quadratic.stable_step_size")
-def check_max_stable_eta(fn) -> bool:
-    """``fn(A) -> float``: the largest step size for which GD converges, 2 / lambda_max(A).
+def _eta_star_slips(A):
+    lam = np.linalg.eigvalsh(A)
+    return [
+        ("That is 2/lambda_max, the EDGE: there the sharp coordinate only flips sign and never shrinks. "
+         "The fastest step size balances the sharp and the flat direction.", 2.0 / lam[-1]),
+        ("That is 1/lambda_max: it kills the sharp coordinate in one step, but the flat one then shrinks by "
+         "only 1 - lambda_min/lambda_max per step. Balance the two extreme factors instead.", 1.0 / lam[-1]),
+        ("A factor 2 is missing: the balance |1 - eta lambda_min| = |1 - eta lambda_max| is "
+         "1 - eta lambda_min = eta lambda_max - 1.", 1.0 / (lam[-1] + lam[0])),
+        ("That is 2/(lambda_max - lambda_min): in the balance, 1 - eta lambda_min = eta lambda_max - 1, "
+         "the two eigenvalues ADD up.", 2.0 / (lam[-1] - lam[0])),
+        ("That uses the second-largest eigenvalue: the balance is between the two EXTREME factors, "
+         "lambda_max and lambda_min.", 2.0 / (lam[-1] + lam[-2])),
+        ("That is (lambda_max + lambda_min)/2, upside down: a step size is 2 over a curvature.",
+         (lam[-1] + lam[0]) / 2),
+        ("That uses the Frobenius norm np.linalg.norm(A) for lambda_max; it is sqrt(sum of lambda_i^2).",
+         2.0 / (np.linalg.norm(A) + lam[0])),
+    ]
 
-    A mistake is named only when it reproduces the answers on all four test matrices."""
-    fb = Feedback("max_stable_eta")
+
+def _rate_slips(A):
+    lam = np.linalg.eigvalsh(A)
+    kappa = lam[-1] / lam[0]
+    r = (kappa - 1) / (kappa + 1)
+    return [
+        ("That is (kappa + 1)/(kappa - 1), upside down: a contraction factor is below 1.", 1 / r),
+        ("That is r^2, the factor of the LOSS (L is quadratic in theta); the rate asked for is the factor "
+         "of the error theta - theta*, max_i |1 - eta* lambda_i|.", r**2),
+        ("That is 1 - 1/kappa, the flat direction's factor at eta = 1/lambda_max; at eta* the factor is "
+         "max_i |1 - eta* lambda_i|.", 1 - 1 / kappa),
+        ("It is negative: 1 - eta* lambda_max < 0 (the sharp coordinate flips sign); the rate is the "
+         "MODULUS max_i |1 - eta* lambda_i|.", -r),
+    ]
+
+
+def _gd_step_sizes_cases():
     rng = np.random.default_rng(2)
-    cases = [np.diag([4.0, 1.0]), _random_spd(rng, 3), _random_spd(rng, 5, 0.1, 50.0)]
-    # A matrix whose largest diagonal entry is far below its top eigenvalue.
-    cases.append(np.array([[2.0, 1.9], [1.9, 2.0]]))
-    values = []
+    return [np.diag([4.0, 1.0]), _random_spd(rng, 3), _random_spd(rng, 5, 0.1, 50.0),
+            np.array([[2.0, 1.9], [1.9, 2.0]])]  # its largest diagonal entry is far below lambda_max
+
+
+@checker("gd_step_sizes", library="eosteach.quadratic.stable_step_size` and `eosteach.quadratic.fastest_step_size")
+def check_gd_step_sizes(fn) -> bool:
+    """``fn(A) -> (eta_max, eta_star, rate)`` for a symmetric positive definite A:
+
+    (a) eta_max, the supremum of the step sizes at which GD converges from every start,
+    2 / lambda_max(A); (b) eta_star, the step size that converges fastest, 2 / (lambda_max +
+    lambda_min), and rate, its contraction factor per step, (kappa - 1)/(kappa + 1).
+    Reference: a search on r(eta) = max_i |1 - eta lambda_i| (no formula). A mistake is
+    named only when it reproduces the answers on all four test matrices."""
+    fb = Feedback("gd_step_sizes")
+    cases = _gd_step_sizes_cases()
+    answers = []
     for A in cases:
         got = _call(fb, fn, A.copy())
         if got is None:
             return fb.report("")
-        if got.size != 1:
-            hint = (" One step size per eigenvalue: which of them limits the run?"
+        if got.shape != (3,):
+            hint = (" One step size per eigenvalue is not asked: which of them limits the run?"
                     if got.size == A.shape[0] else "")
-            fb.fail(f"return one number, got an array of shape {got.shape}.{hint}")
+            fb.fail(f"return three numbers (eta_max, eta_star, rate), got an array of shape {got.shape}.{hint}")
             return fb.report("")
-        values.append(float(got.ravel()[0]))
-    expected = np.array([2.0 / np.linalg.eigvalsh(A)[-1] for A in cases])
-    wrong = ~np.isclose(values, expected, rtol=1e-6)
-    if np.any(wrong):
+        answers.append(got)
+    answers = np.array(answers)
+    expected = np.array([_gd_step_sizes_reference(A) for A in cases])
+    parts = (("eta_max", _eta_max_slips), ("eta_star", _eta_star_slips), ("rate", _rate_slips))
+    for j, (name, slips_of) in enumerate(parts):
+        wrong = ~np.isclose(answers[:, j], expected[:, j], rtol=1e-6)
+        if not np.any(wrong):
+            continue
         i = int(np.argmax(wrong))
-        variants = [(message, [dict(_max_stable_eta_variants(A))[message] for A in cases])
-                    for message, _ in _max_stable_eta_variants(cases[0])]
-        hint = _first_match(np.array(values), variants, rtol=1e-6)
-        if not hint and np.all((0.9 * expected <= values) & (values < expected)):
+        variants = [(message, [dict(slips_of(A))[message] for A in cases]) for message, _ in slips_of(cases[0])]
+        hint = _first_match(answers[:, j], variants, rtol=1e-6)
+        if not hint and name == "eta_max" and np.all((0.9 * expected[:, 0] <= answers[:, 0])
+                                                     & (answers[:, 0] < expected[:, 0])):
             hint = " That is a safe step size, but not the largest: return the supremum itself."
-        fb.fail(f"for A =\n{np.array2string(cases[i], precision=3)}\nexpected {expected[i]:.6g}, "
-                f"got {values[i]:.6g}.{hint}")
-    return fb.report("eta_max = 2 / lambda_max(A): the sharpest direction sets the limit.")
+        if not hint and name == "rate":
+            own = [_slowest_factor(eta, np.linalg.eigvalsh(A)) for eta, A in zip(answers[:, 1], cases)]
+            if not np.allclose(own, answers[:, 2], rtol=1e-6):
+                hint = " The rate of a step size eta is max_i |1 - eta lambda_i|: the slowest direction decides."
+        fb.fail(f"{name}: for A =\n{np.array2string(cases[i], precision=3)}\nexpected {expected[i, j]:.6g}, "
+                f"got {answers[i, j]:.6g}.{hint}")
+    return fb.report("eta_max = 2 / lambda_max: the sharpest direction sets the limit; eta_star = "
+                     "2 / (lambda_max + lambda_min) balances the sharpest and the flattest direction, "
+                     "and both then shrink by (kappa - 1)/(kappa + 1) per step.")
 
 
 # -- lesson 2 ---------------------------------------------------------------------------
@@ -242,97 +337,254 @@ def check_heavy_ball_trajectory(fn) -> bool:
             fb.fail(f"expected shape {expected.shape} (theta^(0) first), got {got.shape}.{hint}")
             break
         if not np.allclose(got, expected, rtol=1e-8, atol=1e-10):
+            k = int(np.argmax(np.any(~np.isclose(got, expected, rtol=1e-8, atol=1e-10), axis=1)))
             variants = [(message, _momentum_variant(A, theta0, eta, b, steps, kind))
                         for kind, message in _MOMENTUM_SLIPS]
             hint = _first_match(got, variants, rtol=1e-8, atol=1e-10) or \
-                " Remember the order: first the buffer (b times itself plus g), then theta (minus eta times it)."
-            fb.fail(f"for d={dim}, b={b} the iterates differ from torch.optim.SGD(momentum=b).{hint}")
+                (" Compare your step with buf <- b buf + g; theta <- theta - eta buf (g = A theta at the "
+                 "current theta, buf starting at 0).")
+            fb.fail(f"for d={dim}, b={b} the iterates differ from torch.optim.SGD(momentum=b); the first wrong "
+                    f"row is k={k}.{hint}")
             break
     return fb.report("you reproduce torch.optim.SGD(momentum=b) on a quadratic, for b = 0, 0.5 and 0.9.")
 
 
-def _radius(coeffs) -> float:
-    return float(np.max(np.abs(np.roots(coeffs))))
+def _hb_matrix(eta, lam, b):
+    """Heavy-ball's M for the state (theta, buf) along eigenvalue lam: one step applied to the unit states."""
+    columns = []
+    for theta, buf in ((1.0, 0.0), (0.0, 1.0)):
+        buf_new = b * buf + lam * theta
+        columns.append((theta - eta * buf_new, buf_new))
+    return np.array(columns).T
 
 
-def _radius_slips(h, b):
-    """(message, value) for the likely wrong radii at eta*lambda = h and momentum b."""
-    roots = np.roots([1.0, h - 1.0 - b, b])
+def _matrix_slips(eta, lam, b):
+    """(message, M) for the likely wrong heavy-ball matrices (state (theta, buf))."""
+    M = _hb_matrix(eta, lam, b)
+    swap = np.array([[0.0, 1.0], [1.0, 0.0]])
     return [
-        ("You took the largest REAL PART; the radius is the largest MODULUS |z| (the roots may be complex).",
-         float(np.max(roots.real))),
-        ("You took the SMALLEST modulus; the radius is the largest one: the slowest mode decides.",
-         float(np.min(np.abs(roots)))),
-        ("That is GD's factor |1 - h|: momentum makes the iteration 2x2, with two roots.", abs(1.0 - h)),
-        ("The z coefficient lacks the b: the trace of M is 1 - h + b, so a_1 = h - 1 - b.",
-         _radius([1.0, h - 1.0, b])),
-        ("The b in the z coefficient has the wrong sign: a_1 = -(trace) = h - 1 - b.",
-         _radius([1.0, h - 1.0 + b, b])),
-        ("The constant term is det M = b, not 1 + b.", _radius([1.0, h - 1.0 - b, 1.0 + b])),
-        ("That is Nesterov's polynomial; heavy-ball's is z^2 + (h - 1 - b) z + b.",
-         _radius([1.0, (1 + b) * (h - 1.0), -b * (h - 1.0)])),
-        ("That is the polynomial of the EMA buffer (Adam's, factor 1 - b); PyTorch's SGD sums the gradients.",
-         _radius([1.0, (1 - b) * h - 1.0 - b, b])),
+        ("The rows and columns are swapped (M transposed): row 1 holds the coefficients of theta_new, "
+         "row 2 those of buf_new, in terms of (theta, buf).", M.T),
+        ("The state order is (buf, theta); the contract is (theta, buf): theta first.", swap @ M @ swap),
+        ("That is M for the scaled state (theta, eta * buf); the contract is (theta, buf) itself.",
+         np.array([[1 - eta * lam, -b], [eta * lam, b]])),
+        ("theta_new steps with the NEW buffer, b buf + lambda theta: its theta entry is 1 - eta lambda, "
+         "and its buf entry -eta b.", np.array([[1.0, -eta * b], [lam, b]])),
+        ("That steps with the OLD buffer: PyTorch updates the buffer first, then steps with the new one.",
+         np.array([[1.0, -eta], [lam, b]])),
+        ("That is the EMA buffer b buf + (1 - b) g (Adam's first moment); PyTorch's SGD sums the gradients.",
+         np.array([[1 - eta * lam * (1 - b), -eta * b], [(1 - b) * lam, b]])),
+        ("The step goes uphill: theta moves AGAINST the buffer (minus eta times it).",
+         np.array([[1 + eta * lam, eta * b], [lam, b]])),
+        ("That is Nesterov's look-ahead step (g + b buf_new); heavy-ball steps with the buffer alone.",
+         np.array([[1 - eta * lam * (1 + b), -eta * b**2], [lam, b]])),
     ]
 
 
-@checker("heavy_ball_radius", library="eosteach.quadratic.spectral_radius")
-def check_heavy_ball_radius(fn) -> bool:
-    """``fn(h, b) -> float``: spectral radius of heavy-ball's iteration at eta*lambda = h.
+def _radius_slips(M):
+    """(message, value) for the likely wrong radii computed from the right matrix M."""
+    z = np.linalg.eigvals(M)
+    return [
+        ("You took the largest REAL PART; the radius is the largest MODULUS |z| (the roots may be complex).",
+         float(np.max(z.real))),
+        ("You took the SMALLEST modulus; the radius is the largest one: the slowest mode decides.",
+         float(np.min(np.abs(z)))),
+        ("That is |det M| = b, the PRODUCT of the two moduli; the radius is the larger modulus.",
+         float(abs(np.linalg.det(M)))),
+        ("That is a matrix norm of M (np.linalg.norm); a norm bounds the spectral radius from above but is "
+         "not it: use the eigenvalues.", float(np.linalg.norm(M))),
+        ("That is the 2-norm (largest singular value) of M, not its largest eigenvalue modulus: M is not "
+         "symmetric.", float(np.linalg.norm(M, 2))),
+        ("That is GD's factor |1 - eta lambda|: momentum makes the iteration 2x2, with two roots.",
+         float(abs(M[0, 0]))),
+    ]
 
-    Reference: the eigenvalues of the 2x2 matrix of (theta, eta buf), not the polynomial.
-    A mistake is named only when it reproduces the answers at all seven test points. On
-    success it also checks, with the learner's own function, that the radius crosses 1 at
-    h = 2 + 2b (for b = 0, 0.5, 0.9)."""
+
+def _band_slips(b):
+    r = np.sqrt(b)
+    return [
+        ("That is ((1 - b)^2, (1 + b)^2): the discriminant (h - 1 - b)^2 - 4b vanishes at h = 1 + b -+ 2 sqrt(b), "
+         "i.e. (1 -+ sqrt b)^2.", ((1 - b) ** 2, (1 + b) ** 2)),
+        ("That is (1 - sqrt b, 1 + sqrt b): square them; h = 1 + b -+ 2 sqrt(b) = (1 -+ sqrt b)^2.",
+         (1 - r, 1 + r)),
+        ("That is 1 + b -+ sqrt(b): the discriminant of z^2 + a_1 z + a_0 is a_1^2 - 4 a_0, so "
+         "|h - 1 - b| < 2 sqrt(b).", (1 + b - r, 1 + b + r)),
+        ("Low and high are swapped: return (h_low, h_high) with h_low < h_high.", ((1 + r) ** 2, (1 - r) ** 2)),
+    ]
+
+
+def _reference_band(b):
+    """The h-interval where heavy-ball's eigenvalues are complex, by bisection on the matrix's eigenvalues."""
+    def is_complex(h):
+        return bool(np.abs(np.linalg.eigvals(_hb_matrix(1.0, h, b)).imag).max() > 0)
+
+    centre = 1.0 + b  # the discriminant's minimum, -4b < 0: complex there
+    edges = []
+    for lo, hi in ((0.0, centre), (10.0, centre)):  # (real, complex) brackets below and above the centre
+        for _ in range(200):
+            mid = 0.5 * (lo + hi)
+            lo, hi = (lo, mid) if is_complex(mid) else (mid, hi)
+        edges.append(0.5 * (lo + hi))
+    return tuple(edges)
+
+
+@checker("heavy_ball_radius", library="eosteach.quadratic.spectral_radius` and `eosteach.quadratic.complex_band")
+def check_heavy_ball_radius(fn, band_fn=None) -> bool | None:
+    """``fn(eta, lam, b) -> (M, rho)`` and ``band_fn(b) -> (h_low, h_high)``.
+
+    (a) M: heavy-ball's 2x2 matrix, (theta, buf)_(k+1) = M (theta, buf)_k along an eigenvalue
+    lam; rho: its spectral radius. References: one step of the update applied to the two unit
+    states, and the eigenvalues of that matrix. Mistakes are named only when they reproduce
+    the answer at all seven test points. On success it also checks, with the learner's own
+    function, that rho crosses 1 at eta lam = 2 + 2b (b = 0, 0.5, 0.9).
+    (b) the band of h = eta lam where the two eigenvalues are complex, compared with a
+    bisection on the imaginary part of the eigenvalues of M. When ``band_fn`` is missing or
+    still raises NotImplementedError, part (b) is reported as not attempted (None)."""
     fb = Feedback("heavy_ball_radius")
-    points = ((0.5, 0.0), (1.0, 0.5), (3.9, 0.9), (4.0, 0.9), (0.01, 0.99), (2.5, 0.2), (0.3, 0.6))
-    values = []
-    for h, b in points:
-        got = _call(fb, fn, h, b)
-        if got is None:
+    points = ((0.1, 5.0, 0.0), (0.2, 5.0, 0.5), (0.39, 10.0, 0.9), (0.4, 10.0, 0.9), (1.0, 0.01, 0.99),
+              (0.5, 5.0, 0.2), (0.3, 1.0, 0.6))
+    matrices, radii = [], []
+    for eta, lam, b in points:
+        try:
+            out = fn(eta, lam, b)
+        except NotImplementedError:
+            raise
+        except Exception as err:  # noqa: BLE001 - any error is feedback for a learner
+            fb.fail(f"calling it raised {type(err).__name__}: {err}")
             return fb.report("")
-        if got.size != 1:
-            hint = " One number: the LARGEST modulus of the roots." if got.size == 2 else ""
-            fb.fail(f"at h={h}, b={b} return one number, got shape {got.shape}.{hint}")
+        if not isinstance(out, (tuple, list)) or len(out) != 2:
+            fb.fail("return the PAIR (M, rho): the 2x2 matrix and its spectral radius.")
             return fb.report("")
-        values.append(float(got.ravel()[0]))
-    expected = np.array([np.max(np.abs(np.linalg.eigvals(np.array([[1 - h, -b], [h, b]])))) for h, b in points])
-    wrong = ~np.isclose(values, expected, rtol=1e-8, atol=1e-12)
+        try:
+            M, rho = np.asarray(out[0], dtype=float), np.asarray(out[1], dtype=float)
+        except (TypeError, ValueError):
+            fb.fail("M must be a 2x2 array of numbers and rho a number.")
+            return fb.report("")
+        if M.shape != (2, 2):
+            fb.fail(f"M must have shape (2, 2) (state (theta, buf)), got {M.shape}.")
+            return fb.report("")
+        if rho.size != 1:
+            hint = " One number: the LARGEST modulus of the eigenvalues." if rho.size == 2 else ""
+            fb.fail(f"rho must be one number, got shape {rho.shape}.{hint}")
+            return fb.report("")
+        matrices.append(M)
+        radii.append(float(rho.ravel()[0]))
+    expected_M = [_hb_matrix(*p) for p in points]
+    wrong = [not np.allclose(M, E, rtol=1e-10, atol=1e-12) for M, E in zip(matrices, expected_M)]
+    if any(wrong):
+        i = wrong.index(True)
+        slips = [(message, [dict(_matrix_slips(*p))[message] for p in points])
+                 for message, _ in _matrix_slips(*points[0])]
+        hint = _first_match(np.array(matrices), slips, rtol=1e-10, atol=1e-12)
+        if not hint:
+            bad = [f"({r + 1},{c + 1})" for r in range(2) for c in range(2)
+                   if not np.isclose(matrices[i][r, c], expected_M[i][r, c], rtol=1e-10, atol=1e-12)]
+            hint = (f" Entries {', '.join(bad)} are off (row 1: theta_new, row 2: buf_new; columns: theta, buf). "
+                    "Write buf_new first, then put it into theta_new.")
+        eta, lam, b = points[i]
+        fb.fail(f"M at eta={eta}, lambda={lam}, b={b} is not heavy-ball's matrix.{hint}")
+        return fb.report("")
+    expected_rho = np.array([np.max(np.abs(np.linalg.eigvals(E))) for E in expected_M])
+    wrong = ~np.isclose(radii, expected_rho, rtol=1e-8, atol=1e-12)
     if np.any(wrong):
         i = int(np.argmax(wrong))
-        slips = [(message, [dict(_radius_slips(h, b))[message] for h, b in points])
-                 for message, _ in _radius_slips(*points[0])]
-        hint = _first_match(np.array(values), slips, rtol=1e-8, atol=1e-12)
-        h, b = points[i]
-        fb.fail(f"at h={h}, b={b} expected {expected[i]:.6g}, got {values[i]:.6g}.{hint}")
-    if fb.problems:
+        slips = [(message, [dict(_radius_slips(E))[message] for E in expected_M])
+                 for message, _ in _radius_slips(expected_M[0])]
+        hint = _first_match(np.array(radii), slips, rtol=1e-8, atol=1e-12)
+        eta, lam, b = points[i]
+        fb.fail(f"M is right; rho at eta={eta}, lambda={lam}, b={b}: expected {expected_rho[i]:.6g}, "
+                f"got {radii[i]:.6g}.{hint}")
         return fb.report("")
     for b in (0.0, 0.5, 0.9):  # the learner's own radius, just below and just above h = 2 + 2b
         edge = 2 + 2 * b
-        values = [_call(fb, fn, edge * f, b) for f in (1 - 1e-6, 1 + 1e-6)]
-        if any(v is None or v.size != 1 for v in values):
-            break
-        below, above = (float(v.ravel()[0]) for v in values)
+        below, above = (float(np.ravel(fn(1.0, edge * f, b)[1])[0]) for f in (1 - 1e-6, 1 + 1e-6))
         if not below < 1.0 < above:  # pragma: no cover - a radius right at the test points crosses here
-            fb.fail(f"at b={b} your radius should cross 1 at h = {edge:g}: got {below:.8f} just below "
+            fb.fail(f"at b={b} your radius should cross 1 at eta lambda = {edge:g}: got {below:.8f} just below "
                     f"and {above:.8f} just above")
-    return fb.report("the largest root modulus, and it crosses 1 exactly at h = 2 + 2b "
-                     "(checked just below and above h = 2, 3, 3.8 for b = 0, 0.5, 0.9).")
+    done_a = fb.report("your M is heavy-ball's matrix, rho its largest eigenvalue modulus, and rho crosses 1 "
+                       "exactly at eta lambda = 2 + 2b (checked just below and above, for b = 0, 0.5, 0.9).")
+    if not done_a:
+        return False
+    return _check_band(band_fn)
+
+
+def _check_band(band_fn) -> bool | None:
+    name = getattr(band_fn, "__name__", "complex_band")
+    if band_fn is None:
+        return True
+    fb = Feedback(name)
+    answers, expected = [], []
+    for b in (0.1, 0.5, 0.9, 0.99):
+        try:
+            out = band_fn(b)
+        except NotImplementedError:
+            print(f"Not attempted yet — {name}: part (b) still raises NotImplementedError. Replace the `raise` "
+                  "with your code and run this cell again.")
+            return None
+        except Exception as err:  # noqa: BLE001
+            fb.fail(f"calling it raised {type(err).__name__}: {err}")
+            return fb.report("")
+        try:
+            pair = np.asarray(out, dtype=float).ravel()
+        except (TypeError, ValueError):
+            pair = np.array([])
+        if pair.shape != (2,):
+            fb.fail(f"return the pair (h_low, h_high), got {out!r}.")
+            return fb.report("")
+        answers.append(pair)
+        expected.append(_reference_band(b))
+    answers, expected = np.array(answers), np.array(expected)
+    if not np.allclose(answers, expected, rtol=1e-7):
+        i = int(np.argmax(~np.all(np.isclose(answers, expected, rtol=1e-7), axis=1)))
+        bs = (0.1, 0.5, 0.9, 0.99)
+        slips = [(message, [dict(_band_slips(b))[message] for b in bs]) for message, _ in _band_slips(bs[0])]
+        hint = _first_match(answers, slips, rtol=1e-7)
+        fb.fail(f"at b={bs[i]} the eigenvalues of M are complex for eta lambda in ({expected[i, 0]:.6g}, "
+                f"{expected[i, 1]:.6g}); you gave ({answers[i, 0]:.6g}, {answers[i, 1]:.6g}).{hint}")
+    return fb.report("the roots are complex exactly for (1 - sqrt b)^2 < eta lambda < (1 + sqrt b)^2, "
+                     "where both have modulus sqrt(b) (their product is det M = b).")
+
+
+def _nesterov_matrix_slips(eta, b, S):
+    """(message, sympy Matrix) for the likely wrong Nesterov matrices, state (theta, buf).
+
+    The messages name the slip without showing the right matrix."""
+    import sympy as sp
+
+    swap = sp.Matrix([[0, 1], [1, 0]])
+    right = sp.Matrix([[1 - eta * S * (1 + b), -eta * b**2], [S, b]])
+    return [
+        ("That is heavy-ball's matrix: the look-ahead is missing, or uses the OLD buffer. PyTorch's Nesterov "
+         "steps with g + b * buf_new, the buffer AFTER its update.", sp.Matrix([[1 - eta * S, -eta * b], [S, b]])),
+        ("The look-ahead has the wrong sign: theta moves by MINUS eta (g + b buf_new).",
+         sp.Matrix([[1 - eta * S * (1 - b), eta * b**2], [S, b]])),
+        ("The step lost its direct gradient: theta <- theta - eta (g + b buf_new) has the g term as well as "
+         "b * buf_new.", sp.Matrix([[1 - eta * S * b, -eta * b**2], [S, b]])),
+        ("The buf entry of theta's row has one factor b too few: b * buf_new contains b * (b * buf).",
+         sp.Matrix([[1 - eta * S * (1 + b), -eta * b], [S, b]])),
+        ("b * buf_new contains b * S * theta too: the theta entry of theta's row misses it.",
+         sp.Matrix([[1 - eta * S, -eta * b**2], [S, b]])),
+        ("That is the EMA buffer b buf + (1 - b) g (Adam's first moment); PyTorch's buffer is a sum.",
+         sp.Matrix([[1 - eta * S * (1 + b * (1 - b)), -eta * b**2], [(1 - b) * S, b]])),
+        ("The rows and columns are swapped (M transposed): row 1 holds the coefficients of theta_new, row 2 "
+         "those of buf_new, in terms of (theta, buf).", right.T),
+        ("The state order is (buf, theta); the contract is (theta, buf): theta first.", swap * right * swap),
+        ("That is M for the scaled state (theta, eta * buf); the contract is (theta, buf) itself.",
+         sp.Matrix([[1 - eta * S * (1 + b), -b**2], [eta * S, b]])),
+    ]
 
 
 def _nesterov_slips():
-    """(message, sympy expression) for the likely wrong Nesterov thresholds.
+    """(message, sympy expression) for the likely wrong Nesterov thresholds, once M is right.
 
     Each expression is what the Jury analysis gives for one slip in M or in the conditions
     (worked out with sympy once; tests/test_exercises_quadratic.py re-derives them)."""
     from ..symbolic import b, eta
 
     return [
-        ("That is GD's threshold 2/eta: the momentum buffer has dropped out. Keep (theta, buf) as the state, "
-         "a 2x2 matrix M.", 2 / eta),
-        ("That is heavy-ball's threshold (2 + 2b)/eta. It comes out when the look-ahead uses the OLD buffer, "
-         "is left out, or has the wrong sign: PyTorch's Nesterov steps with g + b * buf_new, the buffer AFTER "
-         "its update.", (2 + 2 * b) / eta),
+        ("That is GD's threshold 2/eta: the momentum buffer has dropped out.", 2 / eta),
+        ("That is heavy-ball's threshold (2 + 2b)/eta, not the one of your (right) M: solve YOUR p(-1) = 0.",
+         (2 + 2 * b) / eta),
         ("That is the threshold of the EMA buffer (Adam's, (2 + 2b)/((1 - b) eta)); PyTorch's buffer is a sum.",
          (2 + 2 * b) / ((1 - b) * eta)),
         ("That is where 1 + a_0 = 0 (the constant term of p): a real condition, but not the one that binds; "
@@ -343,93 +595,180 @@ def _nesterov_slips():
          2 / ((1 + 2 * b) * eta)),
         ("Upside down in b: (1 + 2b) belongs in the denominator, (2 + 2b) in the numerator.",
          2 * (1 + 2 * b) / ((1 + b) * eta)),
-        ("The step lost its direct gradient: theta <- theta - eta (g + b buf_new) has the g term as well "
-         "as b * buf_new, so the theta entry of M is 1 - eta S (1 + b), not 1 - eta S b.",
+        ("That is the threshold of a matrix whose theta entry lacks the direct gradient (1 - eta S b).",
          (2 + 2 * b) / (b * eta)),
-        ("The buffer entry of M should be -eta b^2 (b from the look-ahead times b from the buffer's decay), "
-         "not -eta b.", 2 * (1 + b) / ((1 + b + b**2) * eta)),
-        ("b * buf_new contains b * S * theta too: the theta entry of M is 1 - eta S (1 + b), not 1 - eta S.",
-         2 * (1 + b) / ((1 + b - b**2) * eta)),
+        ("That is the threshold of a matrix with -eta b instead of -eta b^2.", 2 * (1 + b) / ((1 + b + b**2) * eta)),
+        ("That is the threshold of a matrix whose theta entry is 1 - eta S (b S theta missing from the "
+         "look-ahead).", 2 * (1 + b) / ((1 + b - b**2) * eta)),
     ]
+
+
+def _as_expr(sp, value):
+    """sympify, or None."""
+    try:
+        value = sp.sympify(value)
+    except (sp.SympifyError, TypeError, ValueError):
+        return None
+    return value
+
+
+def _same(sp, a, b) -> bool | None:
+    """True/False when sympy decides simplify(a - b) == 0, None when it cannot (Min, Piecewise, zoo ...)."""
+    try:
+        diff = sp.simplify(a - b)
+    except Exception:  # noqa: BLE001 - sympy raises many types on undecidable input
+        return None
+    if diff == 0:
+        return True
+    if diff.has(sp.Min, sp.Max, sp.Piecewise, sp.zoo, sp.nan, sp.oo):
+        return None
+    return False
+
+
+def _numeric_values(expr, eta, b, points):
+    """Float values of expr at the (eta, b) points, or None when any is not a finite real number."""
+    values = []
+    for e, bv in points:
+        try:
+            v = complex(expr.subs({eta: e, b: bv}).evalf())
+        except (TypeError, ValueError, ZeroDivisionError, AttributeError):
+            return None
+        if abs(v.imag) > 1e-12 * max(1.0, abs(v.real)) or not np.isfinite(v.real):
+            return None
+        values.append(v.real)
+    return np.array(values)
 
 
 @checker("nesterov_threshold", library="eosteach.symbolic.stability")
 def check_nesterov_threshold(fn) -> bool:
-    """``fn(eta, b) -> sympy expression``: the largest sharpness S at which Nesterov momentum
-    (PyTorch's ``nesterov=True``) converges, in the sympy symbols ``eta`` and ``b`` passed in.
+    """``fn(eta, b, S) -> (M, threshold)``, sympy: Nesterov's 2x2 matrix M for the state
+    (theta, buf) on L = S theta^2 / 2, and the largest sharpness S at which PyTorch's
+    ``nesterov=True`` converges, in the symbols ``eta`` and ``b``.
 
-    References: ``symbolic.stability("nesterov")`` (derived from ``quadratic.update``, the
-    code that runs the optimiser), compared with ``sympy.simplify(answer - truth) == 0``;
-    then, numerically, the spectral radius of the 2x2 iteration just below and above the
-    answer, at three momenta."""
+    References: ``symbolic.iteration_matrix("nesterov")`` and ``symbolic.stability("nesterov")``,
+    both derived from ``quadratic.update`` (the code that runs the optimiser); M is compared
+    entry by entry, the threshold with ``sympy.simplify(answer - truth) == 0`` (when sympy
+    cannot decide, e.g. for a Min, at 15 points (eta, b) with 0 < b < 1); then, numerically,
+    the spectral radius of the iteration just below and above the answer, at three momenta.
+    M is checked first, so a threshold typed in without M does not pass."""
     import sympy as sp
 
     from .. import quadratic, symbolic
 
     fb = Feedback("nesterov_threshold")
     eta, b = symbolic.eta, symbolic.b
+    S = sp.Symbol("S", positive=True)
     try:
-        answer = fn(eta, b)
+        out = fn(eta, b, S)
     except NotImplementedError:
         raise
     except Exception as err:  # noqa: BLE001 - a learner's bug is feedback
         fb.fail(f"calling it raised {type(err).__name__}: {err}")
         return fb.report("")
+    if not isinstance(out, (tuple, list)) or len(out) != 2:
+        fb.fail("return the PAIR (M, threshold): your 2x2 matrix first, then the threshold on S. "
+                "The checker verifies M too.")
+        return fb.report("")
+    M, answer = out
+    try:
+        M = sp.Matrix(M)
+    except Exception:  # noqa: BLE001
+        M = None
+    if M is None or M.shape != (2, 2):
+        fb.fail(f"M must be a 2x2 sympy Matrix (state (theta, buf)), got {type(out[0]).__name__}"
+                + (f" of shape {M.shape}" if M is not None else "") + ".")
+        return fb.report("")
+
+    def rename(expr):
+        names = {"eta": eta, "b": b, "S": S}
+        return expr.subs({s: names[s.name] for s in expr.free_symbols if s.name in names and s not in names.values()})
+
+    M = M.applyfunc(lambda e: rename(sp.sympify(e)))
+    extra = sorted({str(s) for s in M.free_symbols} - {"eta", "b", "S"})
+    if extra:
+        fb.fail(f"M contains {', '.join(extra)}: write it in eta, S and b alone (g = S theta).")
+        return fb.report("")
+    truth_M = symbolic.iteration_matrix("nesterov").subs(symbolic.lam, S)
+    if not all(_same(sp, M[i, j], truth_M[i, j]) for i in range(2) for j in range(2)):
+        hint = ""
+        for message, slip in _nesterov_matrix_slips(eta, b, S):
+            if all(_same(sp, M[i, j], slip[i, j]) for i in range(2) for j in range(2)):
+                hint = " " + message
+                break
+        if not hint:
+            bad = [f"({i + 1},{j + 1})" for i in range(2) for j in range(2) if not _same(sp, M[i, j], truth_M[i, j])]
+            hint = (f" Entries {', '.join(bad)} are off (row 1: theta_new, row 2: buf_new; columns: theta, buf). "
+                    "Write buf_new first, then substitute it into theta_new.")
+        fb.fail(f"M is not Nesterov's iteration matrix.{hint}")
+        return fb.report("")
+
     if isinstance(answer, (list, tuple, set, sp.FiniteSet)):
         items = list(answer)
-        fb.fail(f"it returned a {type(answer).__name__} of {len(items)} item(s): sympy's solve returns a LIST of "
-                "roots; return the root itself (the expression).")
+        fb.fail(f"the threshold is a {type(answer).__name__} of {len(items)} item(s): sympy's solve returns a LIST "
+                "of roots; return the root itself (the expression).")
         return fb.report("")
     if isinstance(answer, sp.core.relational.Relational):
-        fb.fail("it returned an inequality or equation; return the threshold itself, the right-hand side "
+        fb.fail("the threshold is an inequality or equation; return the threshold itself, the right-hand side "
                 "of S < ...")
         return fb.report("")
-    try:
-        answer = sp.sympify(answer)
-    except (sp.SympifyError, TypeError):
-        fb.fail(f"it returned {type(answer).__name__}; return a sympy expression in eta and b")
-        return fb.report("")
+    answer = _as_expr(sp, answer)
     if not isinstance(answer, sp.Expr):
-        fb.fail(f"it returned {type(answer).__name__}; return a sympy expression in eta and b")
+        fb.fail(f"the threshold is {type(out[1]).__name__}; return a sympy expression in eta and b")
         return fb.report("")
-    # Symbols the learner made with the same names (other assumptions) count as eta and b.
-    rename = {s: {"eta": eta, "b": b}[s.name] for s in answer.free_symbols
-              if s.name in ("eta", "b") and s not in (eta, b)}
-    answer = answer.subs(rename)
+    answer = rename(answer)
     extra = sorted(str(s) for s in answer.free_symbols - {eta, b})
     if extra:
-        fb.fail(f"your expression still contains {', '.join(extra)}: the threshold on S must be written "
+        fb.fail(f"your threshold still contains {', '.join(extra)}: the threshold on S must be written "
                 "in eta and b alone (solve the boundary FOR S, or divide the h-threshold by eta).")
         return fb.report("")
     if not answer.has(eta):
         slip = (2 + 2 * b) / (1 + 2 * b)
-        if sp.simplify(answer - slip) == 0:
+        if _same(sp, answer, slip):
             fb.fail("That is the threshold on h = eta * S, not on S: divide by eta.")
         else:
-            fb.fail("your answer does not depend on eta; the threshold on S scales as 1/eta.")
+            fb.fail("your threshold does not depend on eta; the threshold on S scales as 1/eta.")
         return fb.report("")
     truth = symbolic.stability("nesterov").threshold
-    if sp.simplify(answer - truth) != 0:
+    verdict = _same(sp, answer, truth)
+    note = ""
+    grid = [(e, bv) for e in (sp.Rational(1, 10), sp.Integer(1), sp.Integer(3))
+            for bv in (sp.Rational(1, 20), sp.Rational(3, 10), sp.Rational(3, 5), sp.Rational(9, 10),
+                       sp.Rational(99, 100))]
+    if verdict is None:  # sympy cannot decide (a Min, a Piecewise, a 1/b): compare numbers for 0 < b < 1
+        got = _numeric_values(answer, eta, b, grid)
+        want = _numeric_values(truth, eta, b, grid)
+        verdict = got is not None and bool(np.allclose(got, want, rtol=1e-10))
+        if verdict:
+            note = (" (sympy could not simplify your expression, so it was compared at 15 points (eta, b) with "
+                    "0 < b < 1, where it equals the threshold; can you show which condition binds for every b, "
+                    "and drop the others?)")
+    if not verdict:
         hint = ""
         for message, slip in _nesterov_slips():
-            if sp.simplify(answer - slip) == 0:
+            if _same(sp, answer, slip):
                 hint = " " + message
                 break
         if not hint:
-            ratio = sp.simplify(answer / truth)
-            if ratio.is_number:
-                hint = f" Your answer is {ratio} times the threshold: a constant factor is off."
-            elif sp.simplify(answer.subs(b, 0) - truth.subs(b, 0)) == 0:
-                hint = " It is right at b = 0 (where Nesterov is GD), but its dependence on b is not."
-        value = float(answer.subs({eta: sp.Rational(1, 10), b: sp.Rational(9, 10)}))
-        fb.fail(f"at eta = 0.1, b = 0.9 the threshold is S = {float(truth.subs({eta: 0.1, b: 0.9})):.5g}, "
-                f"your expression gives {value:.5g}.{hint}")
+            try:
+                ratio = sp.simplify(answer / truth)
+                if ratio.is_number:
+                    hint = f" Your answer is {ratio} times the threshold: a constant factor is off."
+                elif _same(sp, answer.subs(b, 0), truth.subs(b, 0)):
+                    hint = " It is right at b = 0 (where Nesterov is GD), but its dependence on b is not."
+            except Exception:  # noqa: BLE001
+                pass
+        value = _numeric_values(answer, eta, b, [(sp.Rational(1, 10), sp.Rational(9, 10))])
+        shown = f"{value[0]:.5g}" if value is not None else "no finite real number"
+        fb.fail(f"your M is right, but at eta = 0.1, b = 0.9 the threshold is S = "
+                f"{float(truth.subs({eta: 0.1, b: 0.9})):.5g}, your expression gives {shown}.{hint} "
+                "Jury: which of p(1), p(-1), 1 - a_0 changes sign first as S grows?")
         return fb.report("")
     # The spectral radius of the iteration crosses 1 exactly there (an independent, numerical check).
-    for bv in (0.0, 0.5, 0.9):
-        edge = float(answer.subs({eta: 1, b: bv}))
+    for bv in (0.05, 0.5, 0.9):
+        edge = float(_numeric_values(answer, eta, b, [(1, sp.nsimplify(bv))])[0])
         below, above = quadratic.spectral_radius("nesterov", [edge * (1 - 1e-7), edge * (1 + 1e-7)], bv)
         if not below < 1.0 < above:  # pragma: no cover - the truth passes this
             fb.fail(f"at b = {bv} the radius does not cross 1 at eta S = {edge:.6g}")
-    return fb.report("S < (2 + 2b)/((1 + 2b) eta): sympy simplifies your answer minus the derivation from "
-                     "the optimiser's code to 0, and the spectral radius crosses 1 there at b = 0, 0.5, 0.9.")
+    return fb.report("your M is the matrix of PyTorch's nesterov=True, and your threshold is the one the library "
+                     "derives from the optimiser's code; the spectral radius crosses 1 there at b = 0.05, 0.5, "
+                     "0.9." + note)

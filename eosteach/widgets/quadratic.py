@@ -6,7 +6,8 @@
   is multiplied per step, with the 2/lambda marks.
 * ``momentum_demo()`` (lesson 2): GD / heavy-ball / Nesterov / frozen-preconditioner Adam.
   The stability region in the (eta lambda, b) plane (colour: spectral radius of the
-  iteration, blue below 1, red above; black line: radius 1, which is the closed-form threshold)
+  iteration, blue below 1, red above; black line: radius 1, where lesson 2 finds the closed-form
+  threshold by bisection)
   with the current (eta lambda_i, b) points, the path, and the loss.
 
 Each builder returns an ``ipywidgets.VBox`` with ``.controls`` (name -> widget), ``.view``
@@ -18,7 +19,9 @@ from __future__ import annotations
 
 import ipywidgets as widgets
 import numpy as np
-from matplotlib.colors import TwoSlopeNorm
+from matplotlib import colormaps
+from matplotlib.colors import ListedColormap, TwoSlopeNorm
+from matplotlib.transforms import blended_transform_factory
 
 from .. import thresholds, validate
 from ..plotting import COLORS
@@ -50,9 +53,9 @@ def _contour_panel(ax, quadratic: Quadratic, path: np.ndarray, radius: float, co
     Z = quadratic.loss(np.stack([X, Y], axis=-1))
     levels = np.quantile(Z, np.linspace(0.0, 1.0, 14)[1:-1] ** 2)
     ax.contour(X, Y, Z, levels=np.unique(levels), colors="0.7", linewidths=0.8)
-    v1 = quadratic.eigenvectors[:, 0]
+    v1 = quadratic.eigenvectors[:, 0]  # the eigenvector of the LARGEST eigenvalue, whichever slider holds it
     ax.plot([-2 * radius * v1[0], 2 * radius * v1[0]], [-2 * radius * v1[1], 2 * radius * v1[1]],
-            color="0.35", linestyle=":", linewidth=1.2, label=r"top eigenvector $v_1$")
+            color="0.35", linestyle=":", linewidth=1.2, label="top eigenvector (largest eigenvalue)")
     ax.plot(path[:, 0], path[:, 1], "-o", color=color, markersize=3, linewidth=1.2, label="path")
     ax.plot(path[0, 0], path[0, 1], "s", color="black", markersize=7, label=r"start $\theta^{(0)}$")
     ax.plot([0], [0], "*", color="gold", markeredgecolor="black", markersize=12, label="minimum")
@@ -83,8 +86,11 @@ def _loss_panel(ax, loss: np.ndarray, diverged_at: int, color: str, label: str):
         ax.set_ylim(max(floor, np.nanmin(shown) / 3), top * 10)
     if diverged_at >= 0:
         ax.axvline(diverged_at, color="red", linestyle="--", linewidth=1)
-        ax.text(0.03, 0.92, f"diverged: |theta| blew up at step {diverged_at}", color="red",
-                transform=ax.transAxes, fontsize=11)
+        # The note sits beside the dashed line, on the side with more room, never across it.
+        right = diverged_at < 0.5 * (loss.size - 1)
+        ax.text(diverged_at + (1 if right else -1) * 0.02 * (loss.size - 1), 0.92,
+                f"diverged: |theta| blew up\nat step {diverged_at}", color="red", ha="left" if right else "right",
+                va="top", transform=blended_transform_factory(ax.transData, ax.transAxes), fontsize=11)
     ax.set_xlim(0, loss.size - 1)
     ax.set_xlabel("step k")
     ax.set_ylabel(r"loss $L(\theta^{(k)})$")
@@ -186,8 +192,10 @@ def descent_demo(eta: float = 0.15, lam1: float = 10.0, lam2: float = 1.0, start
             ax_factor.plot(etas, np.abs(1 - etas * lam_i), style, color=COLORS["gd"], label=rf"$|1-\eta${name}$|$")
             if 2 / lam_i <= etas[-1]:
                 ax_factor.axvline(2 / lam_i, color="0.4", linestyle=style, linewidth=1)
-                ax_factor.text(2 / lam_i, 0.12, f"2/{name}", ha="center", fontsize=11,
-                               bbox=dict(facecolor="white", edgecolor="none", alpha=0.8))
+                # The label goes on the side of the mark away from the current-eta line.
+                left = eta_v >= 2 / lam_i
+                ax_factor.text(2 / lam_i + (-1 if left else 1) * 0.01 * etas[-1], 0.12, f"2/{name}",
+                               ha="right" if left else "left", fontsize=11)
         ax_factor.axhline(1.0, color="red", linewidth=1)
         ax_factor.axvline(eta_v, color="black", linewidth=2, label=r"current $\eta$")
         ax_factor.set_ylim(0, 3)
@@ -200,10 +208,10 @@ def descent_demo(eta: float = 0.15, lam1: float = 10.0, lam2: float = 1.0, start
         if stable:
             verdict_html = "<span style='color:green'>below 2/S: the loss falls at every step.</span>"
         elif eta_v > 2.0 / S:
-            verdict_html = ("<span style='color:red'>above 2/S: the component along v1 grows by "
+            verdict_html = ("<span style='color:red'>above 2/S: the component along the top eigenvector grows by "
                             f"|1 - eta S| = {abs(1 - eta_v * S):.2f} per step, flipping sign each step.</span>")
         else:
-            verdict_html = ("<span style='color:orange'>exactly 2/S: the component along v1 flips sign "
+            verdict_html = ("<span style='color:orange'>exactly 2/S: the component along the top eigenvector flips sign "
                             "every step and keeps its size.</span>")
         status.value = f"<b>S = lambda_max = {S:.2f}, 2/S = {2 / S:.4f}.</b> eta = {eta_v:.3f} is " + verdict_html
         view.refresh()
@@ -213,8 +221,12 @@ def descent_demo(eta: float = 0.15, lam1: float = 10.0, lam2: float = 1.0, start
 
 
 # -- lesson 2 ---------------------------------------------------------------------------
-#: Colours of the spectral radius: blue below 1 (stable), white at 1, red above (diverges).
+#: Colours of the spectral radius: blue below 1 (stable: dark = fast, light blue just below 1), red above
+#: (diverges: light just above 1, dark = fast). The two ramps meet at rho = 1 with a jump in hue, so a
+#: slowly converging region (rho = sqrt(b) near 1 for heavy-ball at large b) still reads as blue.
 RADIUS_NORM = TwoSlopeNorm(vmin=0.0, vcenter=1.0, vmax=1.5)
+RADIUS_CMAP = ListedColormap(np.vstack([colormaps["Blues_r"](np.linspace(0.0, 0.72, 256)),
+                                        colormaps["Reds"](np.linspace(0.3, 1.0, 256))]), name="radius")
 REGION_WIDTH = {"gd": 3.0, "heavy_ball": 4.5, "nesterov": 4.5, "adam": 45.0}
 
 
@@ -275,15 +287,16 @@ def momentum_demo(method: str = "heavy_ball", eta: float = 0.3, b: float = 0.5, 
         color = COLORS[method_v]
 
         ax_region.imshow(np.minimum(rho, 1.5), origin="lower", aspect="auto", extent=(0, width, 0, 0.99),
-                         cmap="RdBu_r", norm=RADIUS_NORM)
+                         cmap=RADIUS_CMAP, norm=RADIUS_NORM)
         # The radius-1 contour IS the closed-form threshold (lesson 2 checks it to round-off), so
         # only one line is drawn; the legend names it through a proxy.
         ax_region.contour(hs, bs, rho, levels=[1.0], colors="black", linewidths=2)
         ax_region.plot([], [], color="black", linewidth=2, label=r"$\rho = 1$: the threshold")
+        # clip_on=False: at b = 0 (the bottom edge) the points are drawn whole, not cut in half.
         ax_region.plot([eta_v * lams[1]], [b_v], "o", color="white", markeredgecolor="black", markersize=9,
-                       label=r"$(\eta\lambda_2, b)$")
+                       label=r"$(\eta\lambda_2, b)$", clip_on=False, zorder=5)
         ax_region.plot([h1], [b_v], "o", color=color, markeredgecolor="black", markersize=9,
-                       label=r"$(\eta\lambda_1, b)$")
+                       label=r"$(\eta\lambda_1, b)$", clip_on=False, zorder=5)
         ax_region.set_xlim(0, width)
         ax_region.set_ylim(0, 0.99)
         ax_region.set_xlabel(r"$\eta\lambda$" + (r" ($\lambda$ of $P^{-1}A$)" if method_v == "adam" else ""))
@@ -291,15 +304,21 @@ def momentum_demo(method: str = "heavy_ball", eta: float = 0.3, b: float = 0.5, 
         ax_region.set_title("spectral radius: blue < 1 (stable) < red")
         ax_region.legend(loc="upper right", fontsize=9, framealpha=0.9)
 
-        radius_now = float(spectral_radius(method_v, h1, b_v))
+        # The run's rate is set by the slower of the two eigen-directions: the larger radius.
+        radius_now = float(np.max(spectral_radius(method_v, eta_v * np.asarray(lams), b_v)))
         limit = thresholds.threshold(method_v, eta_v, b_v)
         _contour_panel(ax_path, quad, traj.theta, 1.3 * max(1.0, float(np.max(np.abs(start)))), color,
                        f"{METHOD_LABELS[method_v]} path")
         _loss_panel(ax_loss, traj.loss, int(traj.diverged_at), color, METHOD_LABELS[method_v])
-        ax_loss.set_title(f"loss (spectral radius {radius_now:.3f})")
+        ax_loss.set_title(f"loss (spectral radius, slower direction: {radius_now:.3f})")
         sharp_name = "preconditioned sharpness S_P" if method_v == "adam" else "sharpness S"
-        verdict = ("<span style='color:green'>stable</span>" if lams[0] < limit
-                   else "<span style='color:red'>unstable: diverges</span>")
+        if np.isclose(lams[0], limit, rtol=1e-9, atol=0.0):
+            verdict = ("<span style='color:orange'>exactly on the edge: a root sits at z = -1, so the sharp "
+                       "component flips sign every step and keeps its size (bounded, but it never converges)</span>")
+        elif lams[0] < limit:
+            verdict = "<span style='color:green'>stable: converges</span>"
+        else:
+            verdict = "<span style='color:red'>unstable: diverges</span>"
         status.value = (f"<b>{METHOD_LABELS[method_v]}</b>, eta = {eta_v:.3f}, b = {b_v:.2f}: "
                         f"{sharp_name} = {lams[0]:.2f}, threshold = {limit:.2f} &rarr; {verdict}")
         view.refresh()
