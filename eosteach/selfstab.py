@@ -174,10 +174,14 @@ def cycle_starts(y, *, level: float = 0.0) -> np.ndarray:
 class CycleStats:
     """Whole-cycle averages of a trajectory of (MAP).
 
-    n_cycles: number of whole cycles used; period: mean cycle length in steps;
-    mean_x2: mean of x_t^2 over the steps of the whole cycles (partial cycles at both
-    ends are dropped); predicted_mean_x2 = 2 alpha / beta; predicted_period =
+    n_cycles: number of whole cycles used; periods: the length of each of them in steps
+    (shape (n_cycles,)); period: their mean; mean_x2: mean of x_t^2 over the steps of the
+    whole cycles (partial cycles at both ends are dropped); cycle_mean_x2: the same, cycle
+    by cycle (shape (n_cycles,)); predicted_mean_x2 = 2 alpha / beta; predicted_period =
     2 pi / (eta sqrt(2 alpha)) (exact only for small cycles and small eta).
+
+    The map's orbits spiral outward (Lesson 5, Section 3), so on a large orbit later cycles
+    are longer than the first: compare ``periods[0]`` with ``ode_period``, not the mean.
     """
 
     n_cycles: int
@@ -185,6 +189,8 @@ class CycleStats:
     mean_x2: float
     predicted_mean_x2: float
     predicted_period: float
+    periods: np.ndarray = None
+    cycle_mean_x2: np.ndarray = None
 
     @property
     def mean_x2_ratio(self) -> float:
@@ -195,22 +201,35 @@ class CycleStats:
         return self.period / self.predicted_period
 
 
-def cycle_stats(traj: MapTrajectory) -> CycleStats:
+def cycle_stats(traj: MapTrajectory, cycles: int | None = None) -> CycleStats:
     """Detect cycles (upward zero crossings of y) and average over the whole ones.
 
-    Raises ValueError when the trajectory has fewer than one whole cycle.
+    cycles: use only the first ``cycles`` whole cycles (an int >= 1; None: all of them).
+    Raises ValueError when the trajectory has fewer than one whole cycle, or fewer than
+    ``cycles``. A diverged trajectory is averaged over the whole cycles before it left the
+    float range; check ``traj.diverged`` yourself.
     """
     starts = cycle_starts(traj.y)
     if len(starts) < 2:
         raise ValueError("the trajectory holds fewer than one whole cycle; iterate more steps")
-    first, last = int(math.ceil(starts[0])), int(math.ceil(starts[-1]))
+    if cycles is not None:
+        cycles = validate.positive_int("cycles", cycles, minimum=1)
+        if len(starts) < cycles + 1:
+            raise ValueError(f"the trajectory holds {len(starts) - 1} whole cycles, fewer than cycles={cycles}; "
+                             "iterate more steps")
+        starts = starts[: cycles + 1]
+    cut = np.ceil(starts).astype(int)
+    first, last = int(cut[0]), int(cut[-1])
     mean_x2 = float(np.mean(traj.x[first:last] ** 2))
+    per_cycle = np.array([np.mean(traj.x[a:b] ** 2) for a, b in zip(cut[:-1], cut[1:])])
     return CycleStats(
         n_cycles=len(starts) - 1,
         period=float(np.mean(np.diff(starts))),
         mean_x2=mean_x2,
         predicted_mean_x2=2.0 * traj.alpha / traj.beta,
         predicted_period=2.0 * math.pi / (traj.eta * math.sqrt(2.0 * traj.alpha)),
+        periods=np.diff(starts),
+        cycle_mean_x2=per_cycle,
     )
 
 
@@ -283,6 +302,29 @@ def integrate_ode(alpha, beta, X0, Y0, t_end, *, dt: float = 1e-3) -> ODESolutio
     return ODESolution(np.linspace(0.0, t_end, n + 1), X, Y, float(np.max(np.abs(H - H[0]))), err)
 
 
+def ode_period(alpha, beta, X0, Y0, *, dt: float = 1e-3) -> float:
+    """The period, in ODE time tau = eta t, of the closed orbit of X' = XY, Y' = alpha - beta X^2/2
+    through (X0 > 0, Y0): the time between two successive upward crossings of Y = 0 (RK4 with
+    step ``dt`` on (log X, Y), crossings interpolated linearly). Divide by eta for steps of
+    gradient descent. Small orbits give 2 pi / sqrt(2 alpha); larger ones take longer, because
+    X lingers near 0 while Y climbs at rate alpha.
+    """
+    alpha = validate.positive("alpha", alpha)
+    beta = validate.positive("beta", beta)
+    X0 = validate.positive("X0", X0)
+    Y0 = validate.finite("Y0", Y0)
+    dt = validate.positive("dt", dt)
+    t_end = 4.0 * 2.0 * math.pi / math.sqrt(2.0 * alpha)
+    for _ in range(8):
+        n = int(math.ceil(t_end / dt))
+        path = _rk4_log(math.log(X0), Y0, alpha, beta, t_end / n, n)
+        up = cycle_starts(path[:, 1])
+        if len(up) >= 2:
+            return float((up[1] - up[0]) * t_end / n)
+        t_end *= 2.0
+    raise ValueError("no whole cycle found: the orbit is too large for this dt; pass a smaller (X0, Y0) offset")
+
+
 # --------------------------------------------------------------------------- sympy
 def conserved_quantity():
     """Derive the ODE's conserved quantity with sympy.
@@ -337,13 +379,17 @@ def cubic_reduction():
         L = g z + (2/eta) x^2/2 + h z^2/2 + (t_xxx x^3 + 3 t_xxz x^2 z + 3 t_xzz x z^2 + t_zzz z^3)/6.
 
     One gradient-descent step is expanded exactly. Keeping only the third derivative that
-    couples the two directions (t_xxz = ||grad S_perp|| = sqrt(beta); the others move the
-    centre of the oscillation or are higher order, Damian et al. Section 4), and setting
-    h = 0, y = S - 2/eta = t_xxz z and alpha = -g t_xxz, the step becomes exactly (MAP).
+    couples the two directions (t_xxz = ||grad S_perp|| = sqrt(beta)) and setting h = 0,
+    y = S - 2/eta = t_xxz z and alpha = -g t_xxz, the step becomes exactly (MAP). Of the
+    dropped terms, t_xxx adds -eta t_xxx x^2/2 to x' (a shift of the oscillation's centre),
+    t_xzz and t_zzz add terms of second order in z (and x z); h adds -eta h z to z', i.e.
+    -eta h y to y', which is *first* order: dropping it is an assumption (the curvature along
+    grad S_perp is negligible, Damian et al. Section 4), not an order argument.
 
     Returns a dict of sympy objects: symbols, L (general cubic), grad (dL/dx, dL/dz),
     sharpness_u (d^2L/dx^2 = the curvature along u), step (x', z' general), reduced_step
-    (x', y' after the reduction) and map_residual (reduced step minus (MAP); simplifies to 0).
+    (x', y' after the reduction), dropped (x', z' general minus x', z' reduced: the terms the
+    map leaves out) and map_residual (reduced step minus (MAP); simplifies to 0).
     """
     import sympy as sp
 
@@ -377,5 +423,6 @@ def cubic_reduction():
         "sharpness_u": S_u,
         "step": step,
         "reduced_step": (x_new, y_new),
+        "dropped": (sp.expand(step[0] - step[0].subs(reduce_)), sp.expand(step[1] - step[1].subs(reduce_))),
         "map_residual": residual,
     }

@@ -33,7 +33,10 @@ reaches 2/eta it is
     d theta/dt = -eta (grad L + sigma^2/2 grad S),  sigma^2 = -2 grad S . grad L / ||grad S||^2,
 
 i.e. -eta times grad L projected orthogonally to grad S, so that dS/dt = 0. sigma^2 is the
-predicted time average of x^2 (= delta^2 when grad L is orthogonal to u), and GD's
+predicted time average of x^2. With s_u = u . grad S and l_u = u . grad L,
+sigma^2 (beta + s_u^2) = 2 alpha - 2 s_u l_u: where l_u = 0 (the constrained trajectory)
+sigma^2 = delta^2 beta / ||grad S||^2 < delta^2 unless s_u = 0; where the flow's velocity has
+no u-component, l_u = -(sigma^2/2) s_u and sigma^2 = delta^2 exactly (Lesson 6). GD's
 time-averaged loss is predicted to be L(flow) + sigma^2 / eta (the oscillation of size
 sigma along a direction of curvature 2/eta adds (1/2)(2/eta) sigma^2).
 
@@ -137,7 +140,8 @@ class LocalQuantities:
 
     @property
     def sigma2(self) -> float:
-        """Central-flow sigma^2 = -2 grad S . grad L / ||grad S||^2 (clipped at 0)."""
+        """Central-flow sigma^2 = -2 grad S . grad L / ||grad S||^2 (clipped at 0); equal to
+        delta^2 only where u . grad L = -(sigma^2/2) u . grad S (see the module docstring)."""
         return max(0.0, -2.0 * float(self.grad_S @ self.grad) / float(self.grad_S @ self.grad_S))
 
 
@@ -168,7 +172,9 @@ def projection_step(S, u, grad_S, grad_L, eta, *, lower_only: bool = False):
 
     It is the smallest d that solves them. With ``lower_only=True`` the first constraint is
     used only when S > 2/eta (the stable set asks S <= 2/eta): below it p = 0. The changes
-    of u and of the Hessian along d are second order and ignored; ``project`` iterates.
+    of u and of the Hessian along d are ignored: that error is first order in d but
+    proportional to grad L (du . grad L), so ``project`` iterates (Newton's method with an
+    approximate Jacobian).
     (Damian, Nichani & Lee 2022, Section 5, define the stable set and the projection.)
     """
     eta = validate.positive("eta", eta)

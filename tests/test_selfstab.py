@@ -122,6 +122,9 @@ def _right_step(x, y, a, b, e):
     (lambda x, y, a, b, e: (-(1 + e * y) * x, y + e * (a - b * ((1 + e * y) * x) ** 2 / 2)), "NEW x"),
     (lambda x, y, a, b, e: (-(1 + e * y) * x, y + e * (a - b * x * x)), "lost the 1/2"),
     (lambda x, y, a, b, e: (-(1 + e * y) * x, y + (a - b * x * x / 2)), "factor eta"),
+    (lambda x, y, a, b, e: (-(1 + e * (y + e * (a - b * x * x / 2))) * x, y + e * (a - b * x * x / 2)), "NEW y"),
+    (lambda x, y, a, b, e: (-(1 + e * y) * x, y + e * (-a - b * x * x / 2)), "alpha has the wrong sign"),
+    (lambda x, y, a, b, e: (-(1 - e * y) * x, y + e * (a - b * x * x / 2)), "1 - eta y"),
 ])
 def test_map_step_checker_names_each_mistake(capsys, wrong, message):
     assert ex.check_map_step(_right_step)
@@ -140,31 +143,49 @@ def _right_H(X, Y, a, b):
     (lambda X, Y, a, b: Y * Y / 2 - a * np.log(X) + b * X * X / 2, "beta X^2/4"),
     (lambda X, Y, a, b: Y * Y - a * np.log(X) + b * X * X / 4, "Y^2/2"),
     (lambda X, Y, a, b: 3.0, "constant"),
+    (lambda X, Y, a, b: Y * Y / 2 - a * np.log10(X) + b * X * X / 4, "log10"),
 ])
 def test_conserved_quantity_checker_names_each_mistake(capsys, wrong, message):
     assert ex.check_conserved_quantity(_right_H)
     assert ex.check_conserved_quantity(lambda X, Y, a, b: np.exp(_right_H(X, Y, a, b)))  # any function of H
+    assert ex.check_conserved_quantity(lambda X, Y, a, b: 1e-8 * _right_H(X, Y, a, b))  # at any scale
     capsys.readouterr()
     assert ex.check_conserved_quantity(wrong) is False
     out = capsys.readouterr().out
     assert out.startswith("Not yet") and message in out
 
 
-def _right_ab(g, s, u):
+def _right_coef(g, s, u, eta):
     sp_ = s - (u @ s) * u
-    return -(g @ sp_), sp_ @ sp_
+    a, b = -(g @ sp_), sp_ @ sp_
+    return a, b, np.sqrt(2 * a / b), 2 * np.pi / (eta * np.sqrt(2 * a))
+
+
+def _coef_with(**changes):
+    names = ("alpha", "beta", "delta", "period")
+
+    def fn(g, s, u, eta):
+        right = dict(zip(names, _right_coef(g, s, u, eta)))
+        right.update({k: f(g, s, u, eta, right) for k, f in changes.items()})
+        return tuple(right[k] for k in names)
+    return fn
 
 
 @pytest.mark.parametrize("wrong,message", [
-    (lambda g, s, u: (-(g @ s), s @ s), "grad S itself"),
-    (lambda g, s, u: (-_right_ab(g, s, u)[0], _right_ab(g, s, u)[1]), "wrong sign"),
+    (_coef_with(alpha=lambda g, s, u, e, r: -(g @ s), beta=lambda g, s, u, e, r: s @ s), "grad S itself"),
+    (_coef_with(alpha=lambda g, s, u, e, r: -r["alpha"]), "wrong sign"),
+    (_coef_with(beta=lambda g, s, u, e, r: np.sqrt(r["beta"])), "SQUARED norm"),
+    (_coef_with(delta=lambda g, s, u, e, r: np.sqrt(r["alpha"] / r["beta"])), "delta = sqrt(2 alpha / beta)"),
+    (_coef_with(delta=lambda g, s, u, e, r: 2 * r["alpha"] / r["beta"]), "delta = sqrt(2 alpha / beta)"),
+    (_coef_with(period=lambda g, s, u, e, r: 2 * np.pi / np.sqrt(2 * r["alpha"])), "divide by eta"),
+    (_coef_with(period=lambda g, s, u, e, r: 2 * np.pi / (e * np.sqrt(r["alpha"]))), "sqrt(2 alpha)"),
 ])
-def test_alpha_beta_checker_names_each_mistake(capsys, wrong, message):
-    assert ex.check_alpha_beta(_right_ab)
+def test_map_coefficients_checker_names_each_mistake(capsys, wrong, message):
+    assert ex.check_map_coefficients(_right_coef)
     capsys.readouterr()
-    assert ex.check_alpha_beta(wrong) is False
+    assert ex.check_map_coefficients(wrong) is False
     out = capsys.readouterr().out
-    assert out.startswith("Not yet") and message in out
+    assert out.startswith("Not yet") and message in out, out
 
 
 def _parts(S, u, gS, gL, eta, thr=None):
@@ -191,6 +212,12 @@ def _right_projection(S, u, gS, gL, eta):
      "q (u . grad S)"),
     (lambda S, u, gS, gL, eta: (lambda gp, q, p: q * u + p * gS)(*_parts(S, u, gS, gL, eta)), "grad S_perp"),
     (lambda S, u, gS, gL, eta: _right_projection(S, u, gS, gL, eta)[:-1], "shape"),
+    (lambda S, u, gS, gL, eta: (lambda gp, q, p: -q * u - (S - 2 / eta - q * (u @ gS)) / (gp @ gp) * gp)(
+        *_parts(S, u, gS, gL, eta)), "u-part has the wrong sign"),
+    (lambda S, u, gS, gL, eta: (lambda gp, q, p: S * q * u - (S - 2 / eta + S * q * (u @ gS)) / (gp @ gp) * gp)(
+        *_parts(S, u, gS, gL, eta)), "lacks its 1/S"),
+    (lambda S, u, gS, gL, eta: np.asarray(__import__("eosteach.stable_dynamics").stable_dynamics.projection_step(
+        S, u, gS, gL, eta, lower_only=True)), "RAISE S"),
 ])
 def test_projection_step_checker_names_each_mistake(capsys, wrong, message):
     capsys.readouterr()
@@ -219,7 +246,7 @@ def test_projection_step_checker_accepts_right_and_the_library(capsys):
     assert "not the smallest" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("check", [ex.check_map_step, ex.check_conserved_quantity, ex.check_alpha_beta,
+@pytest.mark.parametrize("check", [ex.check_map_step, ex.check_conserved_quantity, ex.check_map_coefficients,
                                    ex.check_projection_step])
 def test_untouched_stubs_are_not_attempted(capsys, check):
     def stub(*args):
@@ -247,3 +274,38 @@ def test_widget_extremes_render():
     w.controls["alpha"].value = 1.0
     w.controls["eta"].value = 0.3
     assert w.trajectory.diverged and "Diverged" in w.message.value
+
+
+def test_cycle_stats_first_cycles_and_ode_period():
+    # The large orbit through (0.05, -1): the ODE's period is about 1.54 small-cycle periods,
+    # and the map's first cycle matches it (later ones are longer: the map spirals outward).
+    a, b, e = 1.0, 1.0, 0.01
+    T = selfstab.ode_period(a, b, 0.05, -1.0)
+    small = 2 * math.pi / math.sqrt(2 * a)
+    assert T / small == pytest.approx(1.537, rel=0.01)
+    tr = selfstab.iterate_map(a, b, e, 0.05, -1.0, int(5 * T / e))
+    assert not tr.diverged
+    st = selfstab.cycle_stats(tr, cycles=3)
+    assert st.n_cycles == 3 and st.periods.shape == (3,) and st.cycle_mean_x2.shape == (3,)
+    assert st.periods[0] * e == pytest.approx(T, rel=0.03)
+    assert np.all(np.diff(st.periods) > 0)
+    assert np.allclose(st.cycle_mean_x2, 2 * a / b, rtol=0.02)
+    # Small orbits: the linearisation's period.
+    assert selfstab.ode_period(a, b, 1.01 * math.sqrt(2 * a / b), 0.0) == pytest.approx(small, rel=1e-3)
+    with pytest.raises(ValueError, match="cycles"):
+        selfstab.cycle_stats(tr, cycles=50)
+    with pytest.raises(ValueError, match="cycles"):
+        selfstab.cycle_stats(tr, cycles=0)
+    with pytest.raises(ValueError, match="X0"):
+        selfstab.ode_period(a, b, -1.0, 0.0)
+
+
+def test_cubic_reduction_names_the_dropped_terms():
+    import sympy as sp
+
+    r = selfstab.cubic_reduction()
+    s = r["symbols"]
+    dx, dz = r["dropped"]
+    # h enters z' at first order: -eta h z.
+    assert sp.simplify(sp.diff(dz, s["h"]) + s["eta"] * s["z"]) == 0
+    assert sp.simplify(dx + s["eta"] * (s["t_xxx"] * s["x"] ** 2 + s["t_xzz"] * s["z"] ** 2) / 2) == 0

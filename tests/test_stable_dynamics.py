@@ -140,3 +140,15 @@ def test_landscape_eigenvalues_match_the_dense_hessian(setup):
     hessian.set_flat_params(s["model"], theta)
     dense = torch.linalg.eigvalsh(hessian.dense_hessian(s["model"], losses.mse, s["x"], s["y"])).numpy()[::-1]
     assert np.allclose(s["land"].eigenvalues(theta, 3), dense[:3], rtol=1e-6)
+
+
+def test_sigma2_against_delta2_on_and_off_the_stable_set(setup):
+    # The identity sigma^2 (beta + s_u^2) = 2 alpha - 2 s_u l_u (s_u = u . grad S, l_u = u . grad L)
+    # that Lesson 6 uses: on the projected point (l_u = 0) sigma^2 = delta^2 beta / ||grad S||^2.
+    s = setup
+    proj = sd.project(s["land"], s["gd"].theta[s["t0"] + 3], s["eta"], rtol_u=1e-9)
+    q = proj.quantities
+    s_u, l_u = float(q.u @ q.grad_S), q.u_dot_grad
+    assert q.sigma2 * (q.beta + s_u**2) == pytest.approx(2 * q.alpha - 2 * s_u * l_u, rel=1e-9)
+    assert abs(l_u) <= 1e-9 * float(q.grad.norm())
+    assert q.sigma2 == pytest.approx(q.delta**2 * q.beta / float(q.grad_S @ q.grad_S), rel=1e-6)

@@ -99,9 +99,11 @@ def selfstab_demo(alpha: float = 1.0, beta: float = 1.0, eta: float = 0.02, x0: 
         else:
             try:
                 stats = selfstab.cycle_stats(traj)
+                first = stats.periods[0] / stats.predicted_period
                 message.value = (f"{stats.n_cycles} whole cycle(s): mean x<sup>2</sup> / (2 alpha/beta) = "
-                                 f"{stats.mean_x2_ratio:.3f}; period / (2 pi/(eta sqrt(2 alpha))) = "
-                                 f"{stats.period_ratio:.3f}")
+                                 f"{stats.mean_x2_ratio:.3f}; first cycle / (2 pi/(eta sqrt(2 alpha))) = "
+                                 f"{first:.3f}, last = {stats.periods[-1] / stats.predicted_period:.3f} "
+                                 "(the map's orbits spiral outward)")
             except ValueError:
                 message.value = "Fewer than one whole cycle yet: no cycle averages."
         view.refresh()
