@@ -47,6 +47,17 @@ stability", 2022). For Adam with bias-corrected second moment v_hat at step t,
 P = (1 - beta1^t) (sqrt(v_hat) + eps); for RMSProp, P = sqrt(v) + eps. Frozen-P Adam
 diverges once this exceeds (2 + 2 beta1) / ((1 - beta1) eta) (``eosteach.thresholds.adam``).
 
+Mini-batch SGD: ``gradient_curvature`` is the curvature of a loss along its own gradient,
+g^T H g / ||g||^2 (one gradient and one Hessian-vector product), and ``batch_sharpness``
+is its mean over random mini-batches B of size b,
+
+    batch sharpness = E_B [ g_B^T H_B g_B / ||g_B||^2 ],   g_B = grad L_B,  H_B = D^2 L_B,
+
+the quantity that stabilises at 2/eta along mini-batch SGD with step size eta, while the
+full-batch sharpness sits below 2/eta for small batches (A. Andreyev, P. Beneventano,
+"Edge of Stochastic Stability: Revisiting the Edge of Stability for SGD", arXiv 2412.20553,
+2024: the "edge of stochastic stability").
+
 Self-stabilization: ``sharpness_gradient`` is grad S(theta) = D^3 L(theta)[u, u] for a
 simple top eigenvalue with unit eigenvector u (Damian, Nichani & Lee, 2022).
 
@@ -69,9 +80,12 @@ from . import validate
 __all__ = [
     "EigResult",
     "HessianOperator",
+    "batch_curvatures",
+    "batch_sharpness",
     "dense_hessian",
     "flat_grad",
     "flat_params",
+    "gradient_curvature",
     "hvp",
     "lanczos",
     "power_iteration",
@@ -628,3 +642,67 @@ def sharpness_gradient(model: nn.Module, loss_fn, x, y, u, *, chunk_size=None) -
             continue  # H constant in theta (e.g. a linear model with MSE)
         out += _flatten(torch.autograd.grad(u_h_u, params, allow_unused=True), params)
     return out
+
+
+# --------------------------------------------------------------------------- mini-batches
+
+
+def gradient_curvature(model: nn.Module, loss_fn, x, y) -> float:
+    """The curvature of the loss on (x, y) along its own gradient, g^T H g / ||g||^2.
+
+    g = grad L (n,) and H = D^2 L of L(theta) = loss_fn(model(x), y) on exactly the
+    examples given (a mini-batch, or all of them). Cost: one gradient, built with
+    ``create_graph=True``, and one Hessian-vector product through it. This Rayleigh
+    quotient lies between the smallest and the largest eigenvalue of H; it equals the
+    largest only when g is a top eigenvector. Raises ValueError when g = 0 (no direction)."""
+    named = _check_model(model)
+    _check_data(x, y)
+    params = [p for _, p in named]
+    grads = torch.autograd.grad(loss_fn(model(x), y), params, create_graph=True, allow_unused=True)
+    g = _flatten(grads, params).detach()
+    g_sq = float(torch.dot(g, g))
+    if not g_sq > 0:
+        raise ValueError("the gradient of the loss on these examples is zero: the curvature along it is undefined")
+    graph = [(i, gi) for i, gi in enumerate(grads) if gi is not None and gi.requires_grad]
+    hg = _flatten(_graph_hvp(graph, params, _unflatten(g, params), retain_graph=False), params)
+    return float(torch.dot(g, hg)) / g_sq
+
+
+def batch_curvatures(model: nn.Module, loss_fn, x, y, batch_size: int, n_batches: int, *,
+                     generator=None) -> torch.Tensor:
+    """g_B^T H_B g_B / ||g_B||^2 on each of ``n_batches`` random mini-batches, shape
+    (n_batches,), float64 on the CPU.
+
+    Each batch is ``batch_size`` distinct examples drawn uniformly from the m rows of
+    (x, y): the first ``batch_size`` entries of ``torch.randperm(m, generator=generator)``,
+    the same law as a batch of an SGD epoch. ``generator``: a ``torch.Generator`` (CPU);
+    None means a fresh one seeded with 0 (never the global RNG). With ``batch_size = m``
+    every batch is the whole data: it is computed once and repeated. One gradient and
+    one Hessian-vector product per batch (``gradient_curvature``)."""
+    m = _check_data(x, y)
+    batch_size = validate.positive_int("batch_size", batch_size)
+    if batch_size > m:
+        raise ValueError(f"batch_size must be an integer between 1 and m={m} (the number of examples), "
+                         f"got {batch_size}")
+    n_batches = validate.positive_int("n_batches", n_batches)
+    if generator is None:
+        generator = torch.Generator().manual_seed(0)
+    elif not isinstance(generator, torch.Generator):
+        raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+    if batch_size == m:
+        return torch.full((n_batches,), gradient_curvature(model, loss_fn, x, y), dtype=torch.float64)
+    values = []
+    for _ in range(n_batches):
+        idx = torch.randperm(m, generator=generator)[:batch_size].to(x.device)
+        values.append(gradient_curvature(model, loss_fn, x[idx], y[idx]))
+    return torch.tensor(values, dtype=torch.float64)
+
+
+def batch_sharpness(model: nn.Module, loss_fn, x, y, batch_size: int, n_batches: int, *,
+                    generator=None) -> float:
+    """The batch sharpness E_B[g_B^T H_B g_B / ||g_B||^2] (Andreyev & Beneventano, 2024),
+    estimated as the mean of ``batch_curvatures`` over ``n_batches`` random mini-batches
+    of ``batch_size`` examples: the mini-batch Hessian's curvature along the mini-batch
+    gradient, averaged over batches. Along SGD with step size eta it stabilises at 2/eta
+    (the edge of stochastic stability). Arguments as for ``batch_curvatures``."""
+    return float(batch_curvatures(model, loss_fn, x, y, batch_size, n_batches, generator=generator).mean())

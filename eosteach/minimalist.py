@@ -264,6 +264,34 @@ def balanced_sharpness(X, y, depth: int) -> float:
     return float(np.linalg.eigvalsh(G / X.shape[0])[-1])
 
 
+def balanced_predictions(X, y, depths=(2, 3)) -> dict:
+    """Q, sigma_1^2 / N and S* for several depths from one N x N Gram matrix, without an SVD
+    of X (N, d): the cheap way for N up to a few thousand.
+
+    With G = X X^T of full rank N (so the data can be interpolated), w* = X^T G^{-1} y and
+    Q = ||w*||^2 = y^T G^{-1} y (a Cholesky solve); sigma_1^2 = lambda_max(G); and
+    S*(D) = lambda_max((Q^{(D-1)/D} G + (D-1) Q^{-1/D} y y^T) / N), as ``balanced_sharpness``.
+    Returns {"Q": float, "s1sq_N": float, "S_star": {D: float}}. Raises ValueError when G is
+    singular (rank X < N): use ``difficulty`` and ``balanced_sharpness`` then."""
+    X, y = _as_data(X, y)
+    depths = tuple(_depth(D) for D in depths)
+    if not depths:
+        raise ValueError("depths must name at least one depth D >= 2")
+    n = X.shape[0]
+    G = X @ X.T
+    try:
+        np.linalg.cholesky(G)
+    except np.linalg.LinAlgError:
+        raise ValueError(f"X X^T must be positive definite (rank X = N = {n}); "
+                         "use difficulty and balanced_sharpness for rank-deficient data") from None
+    Q = float(y @ np.linalg.solve(G, y))
+    if Q == 0.0:
+        raise ValueError("y must not be all zeros: the only interpolating balanced point is the origin")
+    c_x, c_y = _gram_coefficients()
+    S_star = {D: float(np.linalg.eigvalsh((c_x(Q, D) * G + c_y(Q, D) * np.outer(y, y)) / n)[-1]) for D in depths}
+    return {"Q": Q, "s1sq_N": float(np.linalg.eigvalsh(G)[-1]) / n, "S_star": S_star}
+
+
 def _floats(*values):
     return [np.asarray(v, dtype=float) for v in values]
 

@@ -5,7 +5,9 @@
     every step         step, loss, accuracy, lr, time (= sum of the step sizes so far)
     every eig_every    eig_step, sharpness S = lambda_1(H), eigenvalues (top eig_k),
                        threshold (the method's own, at the current lr), distance ||theta - theta_0||,
-                       preconditioned_sharpness (adam, rmsprop), full_loss / full_accuracy (sgd)
+                       preconditioned_sharpness (adam, rmsprop), full_loss / full_accuracy (sgd),
+                       batch_sharpness (with ``batch_sharpness=k``: the mean over k random
+                       mini-batches of g_B^T H_B g_B / ||g_B||^2, ``hessian.batch_sharpness``)
     every test_every   test_step, test_loss, test_accuracy
 
 Records at step t describe theta_t, the parameters BEFORE update t. The sharpness is
@@ -69,6 +71,10 @@ SYNC_EVERY_CUDA = 20
 
 RUN_JSON, METRICS, FINAL, CHECKPOINT = "run.json", "metrics.npz", "final.pt", "checkpoint.pt"
 
+#: Settings added after runs were first cached, with their defaults: ``RunConfig.to_dict``
+#: leaves them out while at the default, so earlier runs keep their keys (cache folders).
+OPTIONAL_SETTINGS = {"batch_sharpness": None}
+
 
 # --------------------------------------------------------------------------- settings
 
@@ -88,7 +94,14 @@ class RunConfig:
     by the factor from that step on. test_every: evaluate the test split every k steps.
     checkpoint_every: save a checkpoint every k steps (needs a folder). seed: initialisation
     and batch order. device: "auto" | "cpu" | "cuda" | "cuda:N". dtype: "float32" | "float64".
-    init_scale: multiply the initial parameters by this factor.
+    init_scale: multiply the initial parameters by this factor. batch_sharpness: None (not
+    recorded) or k, the number of random mini-batches of ``batch_size`` examples (all n_train
+    examples for gd) over which the batch sharpness E_B[g_B^T H_B g_B / ||g_B||^2]
+    (Andreyev & Beneventano, 2024) is averaged at every tracking step (opt "sgd" or "gd").
+    It is drawn from a generator of its own (seed + 2): the trajectory is unchanged.
+
+    Settings added after runs were first cached (``OPTIONAL_SETTINGS``) are left out of
+    ``to_dict`` while at their default, so every earlier run keeps its cache key.
     """
 
     data: str = "cifar10"
@@ -117,6 +130,7 @@ class RunConfig:
     device: str = "auto"
     dtype: str = "float32"
     init_scale: float = 1.0
+    batch_sharpness: int | None = None
 
     def __post_init__(self):
         from . import data, losses, models
@@ -145,7 +159,7 @@ class RunConfig:
         for name in ("n_train", "width", "depth", "steps", "eig_k"):
             put(name, validate.positive_int(name, getattr(self, name)))
         put("seed", validate.positive_int("seed", self.seed, minimum=0))
-        for name in ("batch_size", "eig_every", "test_every", "checkpoint_every"):
+        for name in ("batch_size", "eig_every", "test_every", "checkpoint_every", "batch_sharpness"):
             optional_int(name)
         optional_int("lr_drop_step", 0)
         for name in ("lr", "eps", "lr_drop_factor", "init_scale"):
@@ -166,9 +180,17 @@ class RunConfig:
             raise ValueError(f"batch_size must be at most n_train={self.n_train}, got {self.batch_size}")
         if self.opt == "flow" and self.eig_every is None:
             raise ValueError("eig_every must be set for opt='flow' (its step is alpha / sharpness)")
+        if self.batch_sharpness is not None:
+            if self.opt not in ("gd", "sgd"):
+                raise ValueError(f"batch_sharpness is recorded for opt='sgd' or 'gd' only, got opt={self.opt!r}")
+            if self.eig_every is None:
+                raise ValueError("batch_sharpness needs eig_every: it is recorded at the tracking steps")
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
+        for name, default in OPTIONAL_SETTINGS.items():
+            if d[name] == default:
+                del d[name]
         if isinstance(d["classes"], tuple):
             d["classes"] = list(d["classes"])
         return d
@@ -326,6 +348,10 @@ class _Trainer:
             self.eig["preconditioned_sharpness"] = []
         if config.opt == "sgd":
             self.eig["full_loss"], self.eig["full_accuracy"] = [], []
+        self.bs_gen = None
+        if config.batch_sharpness is not None:
+            self.eig["batch_sharpness"] = []
+            self.bs_gen = torch.Generator().manual_seed(config.seed + 2)
         self.tests = {k: [] for k in ("test_step", "test_loss", "test_accuracy")}
         self.pending = []  # (step, lr, time, loss tensor, correct tensor) not yet on the host
         self.wall = 0.0
@@ -417,6 +443,12 @@ class _Trainer:
                 out = self.net(self.x)
                 self.eig["full_loss"].append(float(self.loss_fn(out, self.y)))
                 self.eig["full_accuracy"].append(float((out.argmax(1) == self.labels).double().mean()))
+        if "batch_sharpness" in self.eig:
+            b = cfg.batch_size or self.x.shape[0]
+            value = hessian.batch_sharpness(self.net, self.loss_fn, self.x, self.y, b, cfg.batch_sharpness,
+                                            generator=self.bs_gen)
+            self.eig["batch_sharpness"].append(value)
+            info["batch_sharpness"] = value
         if cfg.opt == "flow":
             self.opt.sharpness = info["sharpness"]
         return info
@@ -474,6 +506,8 @@ class _Trainer:
             "batch_gen": self.batch_gen.get_state(), "perm": self.perm, "perm_pos": self.perm_pos,
             "v0": _to_cpu(self.v0), "v0_pre": _to_cpu(self.v0_pre),
         }
+        if self.bs_gen is not None:
+            state["bs_gen"] = self.bs_gen.get_state()
         files.atomic_torch_save(self.out / CHECKPOINT, state)
         self.save()
 
@@ -486,6 +520,8 @@ class _Trainer:
         self.opt.load_state_dict(_to_device(state["opt"], dev))
         self.batch_gen.set_state(state["batch_gen"])
         self.perm, self.perm_pos = state["perm"], state["perm_pos"]
+        if self.bs_gen is not None and "bs_gen" in state:
+            self.bs_gen.set_state(state["bs_gen"])
         self.v0, self.v0_pre = _to_device(state["v0"], dev), _to_device(state["v0_pre"], dev)
         self.step, self.clock, self.wall = state["step"], state["clock"], state["wall"]
         for group, key in ((self.records, "step"), (self.eig, "eig_step"), (self.tests, "test_step")):

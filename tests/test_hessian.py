@@ -345,3 +345,69 @@ def test_bad_input_raises_clear_value_errors():
         model[0].weight[0, 0] = float("nan")
     with pytest.raises(ValueError, match="model parameters must be finite.*'0.weight'"):
         hessian.sharpness(model, mse, x, y)
+
+
+# --------------------------------------------------------------------------- batch sharpness
+
+
+def _dense_curvature(model, x, y):
+    """g^T H g / ||g||^2 and the eigenvalues of H, from the independent reference Hessian."""
+    H = reference_hessian(model, mse, x, y)
+    g = torch.cat([t.reshape(-1) for t in torch.autograd.grad(mse(model(x), y), list(model.parameters()))])
+    return float(g @ H @ g / (g @ g)), torch.linalg.eigvalsh(0.5 * (H + H.T))
+
+
+def test_gradient_curvature_matches_a_dense_hessian_float64():
+    model = tiny_net()
+    x, y = tiny_data()
+    for a, b in ((0, 24), (3, 8), (10, 11)):
+        expected, eigs = _dense_curvature(model, x[a:b], y[a:b])
+        got = hessian.gradient_curvature(model, mse, x[a:b], y[a:b])
+        assert got == pytest.approx(expected, rel=1e-10)
+        assert eigs[0] - 1e-10 <= got <= eigs[-1] + 1e-10  # a Rayleigh quotient
+
+
+def test_batch_curvatures_are_the_dense_values_on_the_generators_batches():
+    model = tiny_net(seed=2)
+    x, y = tiny_data(m=20)
+    state = torch.get_rng_state()
+    got = hessian.batch_curvatures(model, mse, x, y, 5, 6, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(torch.get_rng_state(), state), "the global RNG must not be touched"
+    gen = torch.Generator().manual_seed(3)
+    expected = []
+    for _ in range(6):
+        idx = torch.randperm(20, generator=gen)[:5]
+        expected.append(_dense_curvature(model, x[idx], y[idx])[0])
+    assert got.dtype == torch.float64 and got.shape == (6,)
+    assert torch.allclose(got, torch.tensor(expected, dtype=F64), rtol=1e-10, atol=0)
+    bs = hessian.batch_sharpness(model, mse, x, y, 5, 6, generator=torch.Generator().manual_seed(3))
+    assert bs == pytest.approx(sum(expected) / len(expected), rel=1e-12)
+    # default generator: seeded with 0, so two calls agree
+    assert hessian.batch_sharpness(model, mse, x, y, 5, 6) == hessian.batch_sharpness(model, mse, x, y, 5, 6)
+
+
+def test_batch_sharpness_of_the_full_batch_is_the_curvature_along_the_gradient():
+    model = tiny_net(seed=4)
+    x, y = tiny_data(m=12)
+    expected, eigs = _dense_curvature(model, x, y)
+    values = hessian.batch_curvatures(model, mse, x, y, 12, 3)
+    assert torch.allclose(values, torch.full((3,), expected, dtype=F64), rtol=1e-10)
+    assert hessian.batch_sharpness(model, mse, x, y, 12, 3) <= float(eigs[-1]) + 1e-10
+
+
+def test_batch_sharpness_bad_input_raises_clear_value_errors():
+    model = tiny_net()
+    x, y = tiny_data(m=10)
+    with pytest.raises(ValueError, match="batch_size"):
+        hessian.batch_sharpness(model, mse, x, y, 11, 2)
+    with pytest.raises(ValueError, match="batch_size"):
+        hessian.batch_sharpness(model, mse, x, y, 0, 2)
+    with pytest.raises(ValueError, match="n_batches"):
+        hessian.batch_sharpness(model, mse, x, y, 5, 0)
+    with pytest.raises(ValueError, match="generator"):
+        hessian.batch_sharpness(model, mse, x, y, 5, 2, generator=3)
+    flat = Quadratic([1.0, 2.0])
+    with torch.no_grad():
+        flat.theta.zero_()
+    with pytest.raises(ValueError, match="gradient"):
+        hessian.gradient_curvature(flat, mean_output, torch.zeros(1, 1, dtype=F64), torch.zeros(1, 1, dtype=F64))

@@ -68,6 +68,25 @@ def test_difficulty_is_the_squared_norm_of_the_pseudo_inverse_solution():
     assert mm.can_interpolate(X, y)
 
 
+def test_balanced_predictions_from_the_gram_matrix_match_the_direct_functions():
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((7, 12)) + 0.6 * rng.standard_normal(12)
+    y = rng.choice([-1.0, 1.0], 7)
+    got = mm.balanced_predictions(X, y, (2, 3, 4))
+    assert got["Q"] == pytest.approx(mm.difficulty(X, y), rel=1e-10)
+    assert got["s1sq_N"] == pytest.approx(mm.top_singular_value(X) ** 2 / 7, rel=1e-10)
+    for D in (2, 3, 4):
+        assert got["S_star"][D] == pytest.approx(mm.balanced_sharpness(X, y, D), rel=1e-10)
+        u, v = mm.balanced_minimum(X, y, D)  # independent: the dense Hessian at the minimum
+        assert got["S_star"][D] == pytest.approx(np.linalg.eigvalsh(mm.hessian(X, y, u, v))[-1], rel=1e-8)
+    with pytest.raises(ValueError, match="positive definite"):
+        mm.balanced_predictions(np.ones((3, 5)), np.ones(3))
+    with pytest.raises(ValueError, match="depth"):
+        mm.balanced_predictions(X, y, (1,))
+    with pytest.raises(ValueError, match="depths"):
+        mm.balanced_predictions(X, y, ())
+
+
 def test_sympy_derivation_identities_all_simplify_to_zero():
     result = mm.derive_balanced_sharpness()
     assert result["checks"] and all(value == 0 for value in result["checks"].values())

@@ -231,3 +231,74 @@ def test_repr_of_a_cached_run_names_no_machine_path(tmp_path, monkeypatch):
     assert f"path=<runs cache>/{run.path.name}" in repr(run)
     elsewhere = runs.train(tiny(steps=3, eig_every=None), out=tmp_path / "mine", progress=False)
     assert f"path={tmp_path / 'mine'}" in repr(elsewhere)
+
+
+# --- batch sharpness along SGD (Andreyev & Beneventano, 2024) ----------------------------------
+
+
+def test_batch_sharpness_option_keeps_every_earlier_cache_key():
+    """The option is left out of to_dict at its default, so runs cached before it existed
+    keep their keys (these keys were computed before the option was added)."""
+    assert runs.RunConfig().key() == "33d5b761aa8c949d"
+    assert runs.RunConfig(opt="sgd", batch_size=10, lr=0.05).key() == "36e18c3ea0a1a140"
+    assert "batch_sharpness" not in runs.RunConfig().to_dict()
+    on = tiny(opt="sgd", batch_size=16, batch_sharpness=3)
+    assert on.to_dict()["batch_sharpness"] == 3 and runs.RunConfig.from_dict(on.to_dict()) == on
+    assert on.key() != tiny(opt="sgd", batch_size=16).key()
+
+
+@pytest.mark.parametrize("changes", [dict(opt="sgd", batch_size=16), dict(opt="gd")], ids=["sgd", "gd"])
+def test_batch_sharpness_is_recorded_without_perturbing_the_trajectory(changes):
+    with_bs = runs.train(tiny(dtype="float64", batch_sharpness=4, **changes), progress=False)
+    without = runs.train(tiny(dtype="float64", **changes), progress=False)
+    m = with_bs.metrics
+    assert m["batch_sharpness"].shape == m["sharpness"].shape == (6,)
+    for key in without.metrics:
+        assert np.array_equal(m[key], without.metrics[key], equal_nan=True) or key == "n_products", key
+    assert torch.equal(with_bs.final_params(), without.final_params())
+    assert "batch_sharpness" not in without.metrics
+
+
+def test_recorded_batch_sharpness_equals_the_library_at_those_parameters():
+    """At step 10 (theta_10 = the end of the same run stopped after 10 steps), the recorded
+    value is hessian.batch_sharpness with the run's own generator (seed + 2), whose state
+    after the step-0 and step-5 records has drawn 2 x 4 batches."""
+    config = tiny(dtype="float64", opt="sgd", batch_size=16, batch_sharpness=4)
+    long = runs.train(config, progress=False)
+    short = runs.train(runs.RunConfig.from_dict({**config.to_dict(), "steps": 10}), progress=False)
+    data = runs._load_data(config, torch.device("cpu"))
+    gen = torch.Generator().manual_seed(config.seed + 2)
+    init = runs._make_net(config, data.n_classes, torch.device("cpu"), data.input_dim)
+    first = hessian.batch_sharpness(init, losses.mse, data.x_train, data.y_train, 16, 4, generator=gen)
+    assert long.metrics["batch_sharpness"][0] == pytest.approx(first, rel=1e-12)
+    for _ in range(4):  # the step-5 record's draws
+        torch.randperm(48, generator=gen)
+    value = hessian.batch_sharpness(short.model(), losses.mse, data.x_train, data.y_train, 16, 4, generator=gen)
+    assert long.metrics["batch_sharpness"][2] == pytest.approx(value, rel=1e-12)
+    # full-batch GD: one batch, all examples, the curvature along the full gradient, at most the sharpness
+    gd = runs.train(tiny(dtype="float64", batch_sharpness=2, eig_every=5), progress=False).metrics
+    assert np.all(gd["batch_sharpness"] <= gd["sharpness"] * (1 + runs.EIG_TOL))
+
+
+def test_resume_with_batch_sharpness_is_bit_for_bit(tmp_path):
+    config = tiny(opt="sgd", batch_size=20, checkpoint_every=10, batch_sharpness=3)
+    straight = runs.train(config, out=tmp_path / "a", progress=False)
+
+    def interrupt(info):
+        if info["step"] == 24:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        runs.train(config, out=tmp_path / "b", progress=False, callback=interrupt)
+    resumed = runs.resume(tmp_path / "b", progress=False)
+    assert_same_metrics(straight.metrics, resumed.metrics)
+
+
+@pytest.mark.parametrize("changes, word", [
+    (dict(opt="adam", lr=0.01, batch_sharpness=2), "batch_sharpness"),
+    (dict(opt="sgd", batch_size=8, batch_sharpness=2, eig_every=None), "eig_every"),
+    (dict(opt="sgd", batch_size=8, batch_sharpness=0), "batch_sharpness"),
+])
+def test_bad_batch_sharpness_settings_name_the_parameter(changes, word):
+    with pytest.raises(ValueError, match=word):
+        tiny(**changes)
