@@ -456,6 +456,28 @@ def fastest_step_size(quadratic: Quadratic) -> tuple[float, float]:
     return 2.0 / (lam_max + lam_min), (kappa - 1.0) / (kappa + 1.0)
 
 
+def fastest_heavy_ball(quadratic: Quadratic) -> tuple[float, float, float]:
+    """Polyak's tuning of heavy-ball: the (eta, b) with the smallest worst-case rate, and that rate.
+
+    In PyTorch's convention (buf <- b buf + g, theta <- theta - eta buf, the same iterates as
+    theta - eta g + b (theta - theta_prev)), with lambda_max = L and lambda_min = mu:
+
+        eta = 4 / (sqrt(L) + sqrt(mu))^2,   b = ((sqrt(L) - sqrt(mu)) / (sqrt(L) + sqrt(mu)))^2,
+        rate = sqrt(b) = (sqrt(kappa) - 1) / (sqrt(kappa) + 1),
+
+    (Polyak 1964; *Introduction to Optimization*, 1987, sec. 3.2.1). The rate is the spectral
+    radius of the iteration along every eigen-direction (the extreme ones sit on the edges of
+    the complex band, ``complex_band(b)``), against GD's best (kappa - 1)/(kappa + 1).
+    Returns three floats (eta, b, rate). Needs a positive definite A: ValueError otherwise.
+    """
+    lam_max, lam_min = float(quadratic.eigenvalues[0]), float(quadratic.eigenvalues[-1])
+    if not lam_min > 0:
+        raise ValueError(f"the quadratic must be positive definite (lambda_min > 0), got lambda_min = {lam_min:.6g}")
+    root_l, root_m = np.sqrt(lam_max), np.sqrt(lam_min)
+    rate = (root_l - root_m) / (root_l + root_m)
+    return 4.0 / (root_l + root_m) ** 2, rate**2, rate
+
+
 def complex_band(b) -> tuple[np.ndarray, np.ndarray]:
     """The band of h = eta * lambda where heavy-ball's two roots are complex: ((1 - sqrt b)^2, (1 + sqrt b)^2).
 

@@ -42,7 +42,8 @@ class DescentLemma:
     change_vector : the same written as  -eta ||g||^2 + eta^2/2 g^T A g  (scalar symbols
         ``gg`` = ||g||^2 and ``gAg`` = g^T A g; the identification with ``change`` is checked).
     bound : change_vector with g^T A g <= ell ||g||^2, factored: -eta/2 (2 - eta ell) ||g||^2.
-    per_direction : the change in A's eigenbasis, sum_i -eta/2 (2 - eta lambda_i) g_i^2.
+    per_direction : the change in A's eigenbasis, sum_i -eta/2 (2 - eta lambda_i) g~_i^2, with
+        g~_i = v_i^T g the gradient's coordinates in that basis (symbols ``g_eigen``).
     condition : the set of eta > 0 on which the bound guarantees a decrease (eta < 2/ell).
     """
 
@@ -56,6 +57,7 @@ class DescentLemma:
     condition: sp.Basic
     gg: sp.Symbol = field(default=sp.Symbol(r"\|g\|^2", nonnegative=True))
     gAg: sp.Symbol = field(default=sp.Symbol(r"g^{T} A g"))
+    g_eigen: sp.Matrix | None = None
 
     def latex(self) -> str:
         """The derivation as one LaTeX ``aligned`` block, for ``IPython.display.Math``."""
@@ -64,7 +66,7 @@ class DescentLemma:
             r"&\le " + sp.latex(self.change_vector.subs(self.gAg, ell * self.gg))
             + r" \quad (g^T A g \le \ell \|g\|^2)",
             r"&= " + sp.latex(self.bound),
-            r"\text{guaranteed decrease} &\iff " + sp.latex(self.condition),
+            r"\text{guaranteed decrease (}\eta > 0,\ g \ne 0\text{)} &\iff " + sp.latex(self.condition),
         ]
         return r"\begin{aligned}" + r" \\ ".join(rows) + r"\end{aligned}"
 
@@ -109,8 +111,10 @@ def descent_lemma(dim: int = 2) -> DescentLemma:
     lams = sp.symbols(rf"\lambda_1:{dim + 1}", positive=True)
     diagonal = {A[i, j]: (lams[i] if i == j else 0) for i in range(dim) for j in range(dim)}
     per_dir = sp.expand(change.subs(diagonal))
+    # the gradient's coordinates in the eigenbasis get their own names, g~_i = v_i^T g
+    lemma.g_eigen = sp.Matrix(sp.symbols(rf"\tilde{{g}}_1:{dim + 1}"))
     lemma.per_direction = sp.Add(*[
-        sp.factor(per_dir.coeff(g_sym[i], 2) * g_sym[i] ** 2) for i in range(dim)
+        sp.factor(per_dir.coeff(g_sym[i], 2) * lemma.g_eigen[i] ** 2) for i in range(dim)
     ])
     return lemma
 

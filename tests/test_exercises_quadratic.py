@@ -126,6 +126,34 @@ def test_gd_step_sizes_mistakes(fn, words, capsys):
     assert result is False and words in out, out
 
 
+def test_gd_step_sizes_never_prints_the_expected_value_and_prefers_a_non_diagonal_matrix(capsys):
+    fn = step_sizes(lambda l, A: 1.37 / l[-1], RIGHT_STAR, RIGHT_RATE)   # an unnamed slip
+    result, out = _verdict(ex.check_gd_step_sizes, fn, capsys)
+    assert result is False and "too small by a factor 1.46" in out and "expected" not in out, out
+    assert "[[4. 0.]" not in out and "[[4., 0.]" not in out, out      # not diag(4, 1)
+
+
+def test_gd_step_sizes_unsorted_eig_is_named(capsys):
+    def unsorted(A):
+        lam = np.linalg.eig(A)[0].real        # eig's own order, taken as if ascending
+        kappa = lam[-1] / lam[0]
+        return 2 / lam[-1], 2 / (lam[-1] + lam[0]), (kappa - 1) / (kappa + 1)
+    result, out = _verdict(ex.check_gd_step_sizes, unsorted, capsys)
+    assert result is False and "does NOT sort" in out, out
+
+
+def test_gd_step_sizes_heavy_ball_rate_is_named(capsys):
+    rate = lambda l, A: (np.sqrt(l[-1] / l[0]) - 1) / (np.sqrt(l[-1] / l[0]) + 1)  # noqa: E731
+    result, out = _verdict(ex.check_gd_step_sizes, step_sizes(RIGHT_MAX, RIGHT_STAR, rate), capsys)
+    assert result is False and "Polyak's tuning" in out, out
+
+
+def test_gd_trajectory_float32_gets_a_precision_note(capsys):
+    fn = lambda A, t, e, s: gd_right(A.astype(np.float32), t.astype(np.float32), np.float32(e), s).astype(np.float32)  # noqa: E731
+    result, out = _verdict(ex.check_gd_trajectory, fn, capsys)
+    assert result is False and "float32" in out, out
+
+
 def test_gd_step_sizes_correct(capsys):
     result, out = _verdict(ex.check_gd_step_sizes, step_sizes(RIGHT_MAX, RIGHT_STAR, RIGHT_RATE), capsys)
     assert result is True and "2 / (lambda_max + lambda_min)" in out, out
@@ -180,6 +208,21 @@ def test_heavy_ball_mistakes(kind, words, capsys):
     assert result is False and words in out, out
 
 
+def hb_aliased(A, theta0, eta, b, steps):
+    theta, buf = np.array(theta0, float), np.zeros(len(theta0))
+    out = [theta]
+    for _ in range(steps):
+        buf = b * buf + A @ theta
+        theta -= eta * buf
+        out.append(theta)
+    return np.array(out)
+
+
+def test_heavy_ball_in_place_slip_is_named(capsys):
+    result, out = _verdict(ex.check_heavy_ball_trajectory, hb_aliased, capsys)
+    assert result is False and "in place" in out, out
+
+
 def test_heavy_ball_unnamed_slip_gets_the_neutral_fallback(capsys):
     def off(A, theta0, eta, b, steps):
         return hb_right(A, theta0, eta, b, steps) * np.r_[1.0, np.full(steps, 1.001)][:, None]
@@ -223,6 +266,7 @@ def band_right(b):
     (radius_fn(reduce=np.linalg.norm), "matrix norm"),
     (radius_fn(reduce=lambda M: np.linalg.norm(M, 2)), "2-norm"),
     (radius_fn(reduce=lambda M: abs(M[0, 0])), "GD's factor"),
+    (radius_fn(reduce=lambda M: np.max(np.abs(M))), "largest |entry|"),
     (lambda e, l, b: (hb_matrix(e, l, b), np.abs(np.linalg.eigvals(hb_matrix(e, l, b)))), "One number"),
     (lambda e, l, b: float(np.max(np.abs(np.linalg.eigvals(hb_matrix(e, l, b))))), "PAIR (M, rho)"),
     (lambda e, l, b: (np.eye(3), 1.0), "shape (2, 2)"),
@@ -255,6 +299,14 @@ def test_complex_band_mistakes(band, words, capsys):
     assert result is False and words in out, out
 
 
+def test_band_and_radius_feedback_never_print_the_true_values(capsys):
+    result, out = _verdict(lambda f: ex.check_heavy_ball_radius(f, lambda b: (1 - np.sqrt(b), 1 + np.sqrt(b))),
+                           radius_fn(), capsys)
+    assert result is False and "your low end" in out and "too large" in out and "0.467544" not in out, out
+    result, out = _verdict(ex.check_heavy_ball_radius, radius_fn(reduce=lambda M: 0.5), capsys)
+    assert result is False and "too" in out and "expected" not in out, out
+
+
 def test_reference_band_is_the_closed_form():
     for b in (0.1, 0.5, 0.9, 0.99):
         assert np.allclose(ex._reference_band(b), band_right(b), rtol=1e-10)
@@ -276,6 +328,13 @@ def nesterov_by_hand(eta, b, S):
 def with_threshold(expr_fn):
     """The right M and the threshold expr_fn(eta, b)."""
     return lambda eta, b, S: (nesterov_matrix(eta, b, S), expr_fn(eta, b))
+
+
+def test_nesterov_wrong_threshold_says_too_large_or_small_not_the_value(capsys):
+    result, out = _verdict(ex.check_nesterov_threshold, with_threshold(lambda eta, b: 3 / eta), capsys)
+    assert result is False and "too large" in out and "13.57" not in out, out
+    result, out = _verdict(ex.check_nesterov_threshold, with_threshold(lambda eta, b: 1 / eta), capsys)
+    assert result is False and "too small" in out and "13.57" not in out, out
 
 
 def test_nesterov_correct(capsys):
@@ -333,7 +392,7 @@ def test_nesterov_each_threshold_slip_gets_its_message(message, expr, capsys):
     (with_threshold(lambda eta, b: (2 + 2 * b) / (1 + 2 * b)), "threshold on h = eta * S"),
     (with_threshold(lambda eta, b: (2 + 2 * b) / ((1 + 2 * b) * sp.Symbol("h"))), "still contains h"),
     (with_threshold(lambda eta, b: "2/eta"), "GD's threshold"),
-    (with_threshold(lambda eta, b: 3 * (2 + 2 * b) / ((1 + 2 * b) * eta)), "3 times the threshold"),
+    (with_threshold(lambda eta, b: 3 * (2 + 2 * b) / ((1 + 2 * b) * eta)), "constant multiple of the threshold"),
     (with_threshold(lambda eta, b: (2 + 2 * b**2) / ((1 + 2 * b) * eta)), "right at b = 0"),
     (with_threshold(lambda eta, b: sp.Min(2 / eta, (1 + b) / (b * eta))), "your expression gives 20"),
     (with_threshold(lambda eta, b: sp.sqrt(b - 2) / eta), "no finite real number"),

@@ -205,6 +205,27 @@ def test_fastest_step_size_minimises_the_slowest_factor():
         quadratic.fastest_step_size(Quadratic.from_spectrum([1.0, 0.0]))
 
 
+def test_fastest_heavy_ball_is_polyaks_tuning_and_beats_a_grid_search():
+    q = Quadratic.from_spectrum([10.0, 3.0, 1.0], seed=3)
+    eta, b, rate = quadratic.fastest_heavy_ball(q)
+    root = np.sqrt(10.0)
+    assert rate == pytest.approx((root - 1) / (root + 1)) and b == pytest.approx(rate**2)
+    assert eta == pytest.approx(4 / (root + 1) ** 2)
+    # every eigen-direction contracts by exactly the rate there (up to the double roots' round-off)
+    radii = quadratic.spectral_radius("heavy_ball", eta * q.eigenvalues, b)
+    assert np.allclose(radii, rate, rtol=1e-6)
+    # no (eta, b) on a grid does better: the worst direction's radius is never below the rate
+    E, B = np.meshgrid(np.linspace(0.01, 0.4, 157), np.linspace(0.0, 0.95, 191))
+    worst = np.max([quadratic.spectral_radius("heavy_ball", E * lam, B) for lam in q.eigenvalues], axis=0)
+    assert worst.min() >= rate * (1 - 1e-6) and worst.min() == pytest.approx(rate, rel=0.02)
+    assert rate < quadratic.fastest_step_size(q)[1]                       # faster than GD at its best
+    run = quadratic.run(q, "heavy_ball", eta, [1.0, -2.0, 0.5], steps=400, b=b)
+    err = np.linalg.norm(run.theta, axis=-1)
+    assert (err[-1] / err[-101]) ** (1 / 100) == pytest.approx(rate, rel=0.01)   # double roots: k rate^k
+    with pytest.raises(ValueError, match="positive definite"):
+        quadratic.fastest_heavy_ball(Quadratic.from_spectrum([1.0, 0.0]))
+
+
 def test_complex_band_is_where_heavy_balls_roots_are_complex():
     for b in (0.1, 0.5, 0.9):
         lo, hi = quadratic.complex_band(b)

@@ -68,9 +68,10 @@ def test_descent_lemma_derivation():
     assert float(lemma.change.subs(values)) == pytest.approx(direct)
     # Per eigen-direction: -eta/2 (2 - eta lambda_i) g_i^2.
     lam1, lam2 = sp.symbols(r"\lambda_1:3", positive=True)
-    expected = -eta / 2 * ((2 - eta * lam1) * lemma.g[0] ** 2 + (2 - eta * lam2) * lemma.g[1] ** 2)
+    expected = -eta / 2 * ((2 - eta * lam1) * lemma.g_eigen[0] ** 2 + (2 - eta * lam2) * lemma.g_eigen[1] ** 2)
+    assert not (lemma.per_direction.free_symbols & set(lemma.g))   # eigenbasis coordinates, not g_1, g_2
     assert sp.simplify(lemma.per_direction - expected) == 0
-    assert r"\frac{2}{\ell}" in lemma.latex()
+    assert r"\frac{2}{\ell}" in lemma.latex() and r"\eta > 0" in lemma.latex()
 
 
 def test_latex_is_produced(analyses):

@@ -120,8 +120,11 @@ def check_gd_trajectory(fn) -> bool:
             break
         if not np.allclose(got, expected, rtol=1e-8, atol=1e-10):
             k = int(np.argmax(np.any(~np.isclose(got, expected, rtol=1e-8, atol=1e-10), axis=1)))
-            hint = _first_match(got, _gd_variants(A, theta0, eta, steps), rtol=1e-8, atol=1e-10) or \
-                " Compare with theta <- theta - eta * (A @ theta), applied to the current iterate."
+            hint = _first_match(got, _gd_variants(A, theta0, eta, steps), rtol=1e-8, atol=1e-10)
+            if not hint and np.allclose(got, expected, rtol=1e-5, atol=1e-6):
+                hint = (" Your iterates agree to about 6 digits, the precision of float32: compute in float64 "
+                        "(np.asarray(..., dtype=float), not float32 or torch's default dtype).")
+            hint = hint or " Compare with theta <- theta - eta * (A @ theta), applied to the current iterate."
             fb.fail(f"for d={dim}, eta={eta:.4f} the first wrong row is k={k}.{hint}")
             break
     return fb.report("your iterates equal the closed form Q diag((1 - eta lambda)^k) Q^T theta0, "
@@ -205,7 +208,33 @@ def _rate_slips(A):
          "max_i |1 - eta* lambda_i|.", 1 - 1 / kappa),
         ("It is negative: 1 - eta* lambda_max < 0 (the sharp coordinate flips sign); the rate is the "
          "MODULUS max_i |1 - eta* lambda_i|.", -r),
+        ("That is (sqrt(kappa) - 1)/(sqrt(kappa) + 1), the rate of heavy-ball momentum with Polyak's tuning "
+         "(lesson 2); plain GD cannot reach it: its best factor is max_i |1 - eta* lambda_i|.",
+         (np.sqrt(kappa) - 1) / (np.sqrt(kappa) + 1)),
     ]
+
+
+def _unsorted_eig_slips(A):
+    """The right formulas applied to np.linalg.eig's eigenvalues taken in eig's own (unsorted) order."""
+    lam = np.linalg.eig(A)[0].real
+    lo, hi = lam[0], lam[-1]                      # what the learner takes for lambda_min, lambda_max
+    kappa = hi / lo
+    return (2.0 / hi, 2.0 / (hi + lo), (kappa - 1) / (kappa + 1))
+
+
+_EIG_UNSORTED = (" On this matrix that is the right formula applied to np.linalg.eig's eigenvalues in the order "
+                 "eig returns them: np.linalg.eig does NOT sort, so lam[0] and lam[-1] need not be lambda_min "
+                 "and lambda_max. Use np.linalg.eigvalsh (ascending) for a symmetric matrix.")
+
+
+def _factor_words(got, want) -> str:
+    """'too large by a factor 2.5' / 'too small by a factor 1.3', never the expected value itself."""
+    if not np.isfinite(got):
+        return "not a finite number"
+    if got * want <= 0:
+        return "of the wrong sign (or zero)"
+    ratio = got / want
+    return f"too large by a factor {ratio:.3g}" if ratio > 1 else f"too small by a factor {1 / ratio:.3g}"
 
 
 def _gd_step_sizes_cases():
@@ -243,9 +272,18 @@ def check_gd_step_sizes(fn) -> bool:
         wrong = ~np.isclose(answers[:, j], expected[:, j], rtol=1e-6)
         if not np.any(wrong):
             continue
-        i = int(np.argmax(wrong))
+        # report on a NON-diagonal matrix where possible: on a diagonal one the numbers give the formula away
+        off_diagonal = [k for k in np.flatnonzero(wrong) if np.count_nonzero(cases[k] - np.diag(np.diag(cases[k])))]
+        i = int(off_diagonal[0]) if off_diagonal else int(np.argmax(wrong))
         variants = [(message, [dict(slips_of(A))[message] for A in cases]) for message, _ in slips_of(cases[0])]
         hint = _first_match(answers[:, j], variants, rtol=1e-6)
+        if not hint:   # a slip that reproduces the answer on the matrix shown only
+            shown = [(message, value) for message, value in slips_of(cases[i])]
+            if np.isclose(answers[i, j], _unsorted_eig_slips(cases[i])[j], rtol=1e-6) and \
+                    not np.isclose(answers[i, j], expected[i, j], rtol=1e-6):
+                hint = _EIG_UNSORTED
+            else:
+                hint = _first_match(answers[i:i + 1, j], [(f"On this matrix: {m}", [v]) for m, v in shown], rtol=1e-6)
         if not hint and name == "eta_max" and np.all((0.9 * expected[:, 0] <= answers[:, 0])
                                                      & (answers[:, 0] < expected[:, 0])):
             hint = " That is a safe step size, but not the largest: return the supremum itself."
@@ -253,8 +291,8 @@ def check_gd_step_sizes(fn) -> bool:
             own = [_slowest_factor(eta, np.linalg.eigvalsh(A)) for eta, A in zip(answers[:, 1], cases)]
             if not np.allclose(own, answers[:, 2], rtol=1e-6):
                 hint = " The rate of a step size eta is max_i |1 - eta lambda_i|: the slowest direction decides."
-        fb.fail(f"{name}: for A =\n{np.array2string(cases[i], precision=3)}\nexpected {expected[i, j]:.6g}, "
-                f"got {answers[i, j]:.6g}.{hint}")
+        fb.fail(f"{name}: for A =\n{np.array2string(cases[i], precision=3)}\nyour value {answers[i, j]:.6g} is "
+                f"{_factor_words(answers[i, j], expected[i, j])}.{hint}")
     return fb.report("eta_max = 2 / lambda_max: the sharpest direction sets the limit; eta_star = "
                      "2 / (lambda_max + lambda_min) balances the sharpest and the flattest direction, "
                      "and both then shrink by (kappa - 1)/(kappa + 1) per step.")
@@ -301,6 +339,9 @@ def _momentum_variant(A, theta0, eta, b, steps, kind):
             buf = b * (g if k == 0 else buf) + g
             theta = theta - eta * buf
         out.append(theta)
+    if kind == "in_place":         # theta -= eta * buf on the stored array: every row is the last iterate
+        right = _heavy_ball_reference(A, theta0, eta, b, steps)
+        return np.broadcast_to(right[-1], right.shape)
     return np.array(out)
 
 
@@ -315,6 +356,8 @@ _MOMENTUM_SLIPS = [
     ("gd", "That is plain gradient descent: the buffer is never used in the step."),
     ("buf_g0", "The first step counts g^(0) twice (b g^(0) + g^(0), a factor 1 + b instead of 1): the buffer "
                "starts at ZERO, so after the first update it equals g^(0)."),
+    ("in_place", "Every row equals the LAST iterate: you appended the same array and then changed it in place "
+                 "(theta -= ... on a stored array). Store a new array at each step, or a copy."),
 ]
 
 
@@ -397,6 +440,8 @@ def _radius_slips(M):
          "symmetric.", float(np.linalg.norm(M, 2))),
         ("That is GD's factor |1 - eta lambda|: momentum makes the iteration 2x2, with two roots.",
          float(abs(M[0, 0]))),
+        ("That is the largest |entry| of M, not the largest modulus of its EIGENVALUES.",
+         float(np.max(np.abs(M)))),
     ]
 
 
@@ -492,8 +537,8 @@ def check_heavy_ball_radius(fn, band_fn=None) -> bool | None:
                  for message, _ in _radius_slips(expected_M[0])]
         hint = _first_match(np.array(radii), slips, rtol=1e-8, atol=1e-12)
         eta, lam, b = points[i]
-        fb.fail(f"M is right; rho at eta={eta}, lambda={lam}, b={b}: expected {expected_rho[i]:.6g}, "
-                f"got {radii[i]:.6g}.{hint}")
+        fb.fail(f"M is right; rho at eta={eta}, lambda={lam}, b={b}: your {radii[i]:.6g} is "
+                f"{_factor_words(radii[i], expected_rho[i])}.{hint}")
         return fb.report("")
     for b in (0.0, 0.5, 0.9):  # the learner's own radius, just below and just above h = 2 + 2b
         edge = 2 + 2 * b
@@ -539,8 +584,12 @@ def _check_band(band_fn) -> bool | None:
         bs = (0.1, 0.5, 0.9, 0.99)
         slips = [(message, [dict(_band_slips(b))[message] for b in bs]) for message, _ in _band_slips(bs[0])]
         hint = _first_match(answers, slips, rtol=1e-7)
-        fb.fail(f"at b={bs[i]} the eigenvalues of M are complex for eta lambda in ({expected[i, 0]:.6g}, "
-                f"{expected[i, 1]:.6g}); you gave ({answers[i, 0]:.6g}, {answers[i, 1]:.6g}).{hint}")
+        ends = []
+        for k, end in enumerate(("low", "high")):
+            if not np.isclose(answers[i, k], expected[i, k], rtol=1e-7):
+                ends.append(f"your {end} end {answers[i, k]:.6g} is {'too large' if answers[i, k] > expected[i, k] else 'too small'}")
+        fb.fail(f"at b={bs[i]}: {' and '.join(ends)} (compared with a bisection on the imaginary part of "
+                f"M's eigenvalues).{hint}")
     return fb.report("the roots are complex exactly for (1 - sqrt b)^2 < eta lambda < (1 + sqrt b)^2, "
                      "where both have modulus sqrt(b) (their product is det M = b).")
 
@@ -752,15 +801,22 @@ def check_nesterov_threshold(fn) -> bool:
             try:
                 ratio = sp.simplify(answer / truth)
                 if ratio.is_number:
-                    hint = f" Your answer is {ratio} times the threshold: a constant factor is off."
+                    hint = " Your answer is a constant multiple of the threshold: a constant factor is off."
                 elif _same(sp, answer.subs(b, 0), truth.subs(b, 0)):
                     hint = " It is right at b = 0 (where Nesterov is GD), but its dependence on b is not."
             except Exception:  # noqa: BLE001
                 pass
         value = _numeric_values(answer, eta, b, [(sp.Rational(1, 10), sp.Rational(9, 10))])
-        shown = f"{value[0]:.5g}" if value is not None else "no finite real number"
-        fb.fail(f"your M is right, but at eta = 0.1, b = 0.9 the threshold is S = "
-                f"{float(truth.subs({eta: 0.1, b: 0.9})):.5g}, your expression gives {shown}.{hint} "
+        if value is None:
+            verdict_words = "no finite real number"
+        else:
+            true_value = float(truth.subs({eta: 0.1, b: 0.9}))
+            if np.isclose(value[0], true_value, rtol=1e-9):
+                verdict_words = f"{value[0]:.5g}, right at this point but not for every b"
+            else:
+                verdict_words = f"{value[0]:.5g}, " + ("too large: the run diverges there" if value[0] > true_value
+                                                      else "too small: the run still converges above it")
+        fb.fail(f"your M is right, but at eta = 0.1, b = 0.9 your expression gives {verdict_words}.{hint} "
                 "Jury: which of p(1), p(-1), 1 - a_0 changes sign first as S grows?")
         return fb.report("")
     # The spectral radius of the iteration crosses 1 exactly there (an independent, numerical check).
