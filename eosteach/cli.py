@@ -95,7 +95,7 @@ def _run_options(p) -> None:
     g.add_argument("--eig-every", type=_optional(int), default=d.eig_every, help="compute the sharpness every k steps (none = never)")
     g.add_argument("--eig-k", type=int, default=d.eig_k, help="number of top Hessian eigenvalues to track")
     g.add_argument("--test-every", type=_optional(int), default=d.test_every, help="test loss and accuracy every k steps")
-    g.add_argument("--checkpoint-every", type=_optional(int), default=d.checkpoint_every, help="checkpoint every k steps (for 'eosteach resume'; needs a run folder)")
+    g.add_argument("--checkpoint-every", type=_optional(int), default=d.checkpoint_every, help="checkpoint every k steps (0: never; none: every 300 steps or 60 s, whichever comes first) for 'eosteach resume'")
     g = p.add_argument_group("machine and output")
     g.add_argument("--seed", type=int, default=d.seed, help="seed of the initialisation and the batch order")
     g.add_argument("--device", default=d.device, help="auto (cuda if available), cpu, cuda, cuda:N")
@@ -326,6 +326,6 @@ def main(argv=None) -> int:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         print(f"eosteach {args.command}: error: {message}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("eosteach: interrupted (resume with 'eosteach resume RUN_DIR' if it has checkpoints)", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as stop:
+        print("eosteach: interrupted (resume with 'eosteach resume RUN_DIR')", file=sys.stderr)
+        return 128 + getattr(stop, "signum", 2)  # 130 for Ctrl-C, 143 for SIGTERM

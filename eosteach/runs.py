@@ -20,11 +20,19 @@ accuracy reaches ``acc_goal`` ("goal_reached"), or when the loss stops being fin
     run.json        every setting, versions, device, seed, status, timings   (atomic)
     metrics.npz     the records above, as numpy arrays                       (atomic)
     final.pt        the final parameters as one flat vector
-    checkpoint.pt   every checkpoint_every steps: parameters, optimiser state, RNG, step
+    checkpoint.pt   parameters, optimiser state, RNG, step: by default every
+                    CHECKPOINT_STEPS steps or CHECKPOINT_SECONDS seconds, whichever
+                    comes first (``checkpoint_every=k``: every k steps; 0: never).
+                    metrics.npz and run.json are rewritten at each checkpoint, so a
+                    run in progress can be plotted, and a killed run loses at most
+                    the steps since its last checkpoint.
 
 ``resume(path)`` continues from the last checkpoint; on the CPU the continued run equals
 the uninterrupted one bit for bit (tracking never touches the parameters, the optimiser
-or the batch sampler's generator). ``cached_run(config)`` reuses a finished run with the
+or the batch sampler's generator). SIGTERM and SIGINT (Ctrl-C) end a run in the main
+thread cleanly: a checkpoint at the current step, status "interrupted", then
+``Interrupted`` (a KeyboardInterrupt) is raised. Checkpoints are read with
+``torch.load(weights_only=True)``: a file that would run code is refused. ``cached_run(config)`` reuses a finished run with the
 same settings from ``eosteach.config.runs_dir()``, so lessons re-execute instantly.
 
 Speed: the hot loop is forward, backward (``torch.autograd.grad``), one fused optimiser
@@ -42,7 +50,9 @@ import hashlib
 import json
 import math
 import platform
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +80,17 @@ EIG_MAX_PRODUCTS = 100
 SYNC_EVERY_CUDA = 20
 
 RUN_JSON, METRICS, FINAL, CHECKPOINT = "run.json", "metrics.npz", "final.pt", "checkpoint.pt"
+#: The default checkpoint rule for a run with a folder: this many steps or seconds, whichever
+#: comes first.
+CHECKPOINT_STEPS, CHECKPOINT_SECONDS = 300, 60.0
+
+
+class Interrupted(KeyboardInterrupt):
+    """A run ended by SIGTERM or SIGINT after saving a checkpoint (``signum`` says which)."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"run interrupted by signal {signum}; resume it with eosteach resume")
+        self.signum = signum
 
 #: Settings added after runs were first cached, with their defaults: ``RunConfig.to_dict``
 #: leaves them out while at the default, so earlier runs keep their keys (cache folders).
@@ -92,7 +113,8 @@ class RunConfig:
     eig_k: how many top eigenvalues. loss_goal / acc_goal: stop when the train loss is
     <= / the train accuracy is >= the goal. lr_drop_step / lr_drop_factor: eta is multiplied
     by the factor from that step on. test_every: evaluate the test split every k steps.
-    checkpoint_every: save a checkpoint every k steps (needs a folder). seed: initialisation
+    checkpoint_every: None (default: every CHECKPOINT_STEPS steps or CHECKPOINT_SECONDS s,
+    whichever comes first, when the run has a folder), k (every k steps) or 0 (never). seed: initialisation
     and batch order. device: "auto" | "cpu" | "cuda" | "cuda:N". dtype: "float32" | "float64".
     init_scale: multiply the initial parameters by this factor. batch_sharpness: None (not
     recorded) or k, the number of random mini-batches of ``batch_size`` examples (all n_train
@@ -159,8 +181,9 @@ class RunConfig:
         for name in ("n_train", "width", "depth", "steps", "eig_k"):
             put(name, validate.positive_int(name, getattr(self, name)))
         put("seed", validate.positive_int("seed", self.seed, minimum=0))
-        for name in ("batch_size", "eig_every", "test_every", "checkpoint_every", "batch_sharpness"):
+        for name in ("batch_size", "eig_every", "test_every", "batch_sharpness"):
             optional_int(name)
+        optional_int("checkpoint_every", 0)
         optional_int("lr_drop_step", 0)
         for name in ("lr", "eps", "lr_drop_factor", "init_scale"):
             put(name, validate.positive(name, getattr(self, name)))
@@ -243,7 +266,7 @@ class Run:
         if self._final is None and self.path is not None:
             for name in (FINAL, CHECKPOINT):
                 if (self.path / name).exists():
-                    state = torch.load(self.path / name, map_location="cpu", weights_only=False)
+                    state = load_checkpoint(self.path / name)
                     flat = state["final"] if name == FINAL else torch.cat([p.reshape(-1) for p in state["params"]])
                     self._final = flat
                     break
@@ -272,6 +295,20 @@ class Run:
         if where is not None and Path(where).parent == _config.runs_dir():
             where = f"<runs cache>/{Path(where).name}"
         return f"Run({self.config.label()}, status={self.status!r}, steps={steps}, path={where})"
+
+
+def load_checkpoint(path) -> dict:
+    """A checkpoint or final.pt, read with ``torch.load(weights_only=True)``: tensors and plain
+    Python values only. A file that holds anything else (a pickle that would run code, say)
+    is refused with a ValueError, since run folders travel between people."""
+    import pickle
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"{path} is not a plain checkpoint (tensors and numbers only) and was not loaded: "
+                         f"{first}") from None
 
 
 def load_run(path) -> Run:
@@ -354,6 +391,7 @@ class _Trainer:
             self.bs_gen = torch.Generator().manual_seed(config.seed + 2)
         self.tests = {k: [] for k in ("test_step", "test_loss", "test_accuracy")}
         self.pending = []  # (step, lr, time, loss tensor, correct tensor) not yet on the host
+        self.signal = None  # set by SIGTERM / SIGINT: stop cleanly before the next step
         self.wall = 0.0
 
     # ---------------------------------------------------------------- one step
@@ -530,6 +568,14 @@ class _Trainer:
                 group[k] = list(metrics[k][:keep]) if k in metrics else []
 
     # ---------------------------------------------------------------- the loop
+    def _checkpoint_due(self, steps_since: int, seconds_since: float) -> bool:
+        every = self.config.checkpoint_every
+        if self.out is None or every == 0:
+            return False
+        if every is None:
+            return steps_since >= CHECKPOINT_STEPS or seconds_since >= CHECKPOINT_SECONDS
+        return self.step % every == 0
+
     def run(self, *, progress: bool, callback) -> None:
         cfg = self.config
         sync_every = 1 if (self.device.type != "cuda" or callback is not None) else SYNC_EVERY_CUDA
@@ -541,16 +587,22 @@ class _Trainer:
                        file=sys.stderr, dynamic_ncols=True)
         postfix = {}
         started = time.perf_counter()
-        start_step = self.step
+        start_step = last_checkpoint = self.step
+        checkpoint_clock = time.monotonic()
         try:
             while self.step < cfg.steps:
                 step = self.step
-                if cfg.checkpoint_every and self.out is not None and step % cfg.checkpoint_every == 0 \
-                        and step > start_step:
+                if self.signal is not None or (step > start_step and self._checkpoint_due(
+                        step - last_checkpoint, time.monotonic() - checkpoint_clock)):
                     self._flush()
                     self.wall += time.perf_counter() - started
                     started = time.perf_counter()
-                    self.checkpoint()
+                    if self.out is not None:
+                        self.checkpoint()
+                    last_checkpoint, checkpoint_clock = step, time.monotonic()
+                    if self.signal is not None:
+                        self.status = "interrupted"
+                        raise Interrupted(self.signal)
                 lr = self.opt.lr = self.schedule(step)
                 x, y = self._batch()
                 out = self.net(x)
@@ -596,6 +648,9 @@ class _Trainer:
             else:
                 self._flush()
                 self.status = "finished" if self.status == "running" else self.status
+        except Interrupted:
+            self.save()
+            raise
         except BaseException:
             self.status = "interrupted"
             self.pending = []
@@ -609,6 +664,34 @@ class _Trainer:
             self.step = self.stop_step
         self.wall += time.perf_counter() - started
         self.save(final=True)
+
+
+class _stop_on_signals:
+    """While a run trains in the main thread, SIGTERM and SIGINT ask it to stop cleanly
+    before its next step; a second SIGINT interrupts at once. Earlier handlers come back after."""
+
+    SIGNALS = ("SIGTERM", "SIGINT")
+
+    def __init__(self, trainer: _Trainer):
+        self.trainer, self.previous = trainer, {}
+
+    def _handle(self, signum, frame):
+        if self.trainer.signal is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.trainer.signal = signum
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for name in self.SIGNALS:
+                num = getattr(signal, name, None)
+                if num is not None:
+                    self.previous[num] = signal.signal(num, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for num, handler in self.previous.items():
+            signal.signal(num, handler)
+        return False
 
 
 def _to_cpu(obj):
@@ -630,7 +713,8 @@ def _map_tensors(obj, fn):
 
 
 def _run(trainer: _Trainer, progress: bool, callback) -> Run:
-    trainer.run(progress=progress, callback=callback)
+    with _stop_on_signals(trainer):
+        trainer.run(progress=progress, callback=callback)
     return Run(config=trainer.config, status=trainer.status, metrics=trainer.metrics(), path=trainer.out,
                info=trainer.info(), _final=trainer.final_params())
 
@@ -665,7 +749,7 @@ def resume(path, *, progress: bool = True, callback=None) -> Run:
         return run
     trainer = _Trainer(run.config, Path(path))
     if (trainer.out / CHECKPOINT).is_file():
-        state = torch.load(trainer.out / CHECKPOINT, map_location="cpu", weights_only=False)
+        state = load_checkpoint(trainer.out / CHECKPOINT)
         trainer.restore(state, run.metrics)
     else:
         for name in (METRICS, FINAL):
