@@ -8,8 +8,8 @@
 Each run lives in its own folder under ``out``, named by the settings that vary across the
 grid (``lr0.01-seed0``). A sweep is idempotent and resumable: finished runs are returned
 at once, interrupted ones (a killed process leaves "running" or "interrupted" in
-run.json) continue from their last checkpoint, so every run is given a checkpoint
-interval when it has none. A worker that dies mid-run has its task re-scheduled by Dask,
+run.json) continue from their last checkpoint (runs in a folder checkpoint by default,
+``runs.CHECKPOINT_STEPS`` steps or ``runs.CHECKPOINT_SECONDS`` seconds). A worker that dies mid-run has its task re-scheduled by Dask,
 and the new attempt resumes from that checkpoint. A run that diverges is recorded with
 that status; a run that raises is recorded as "failed" with its error (and
 ``sweep-error.txt`` in its folder) and the others go on.
@@ -33,9 +33,6 @@ from pathlib import Path
 
 from . import runs
 
-#: Checkpoint interval (steps) given to sweep runs that have none, so a lost worker costs
-#: at most this many steps.
-DEFAULT_CHECKPOINT_EVERY = 200
 ERROR_FILE = "sweep-error.txt"
 FAILED = "failed"
 
@@ -221,8 +218,6 @@ def sweep(configs, out, *, client=None, progress: bool = True, torch_threads: in
     out = Path(out)
     _check_writable(out)
     varying = varying_fields(configs)
-    configs = [c if c.checkpoint_every else dataclasses.replace(c, checkpoint_every=DEFAULT_CHECKPOINT_EVERY)
-               for c in configs]
     paths = [out / folder_name(c, varying) for c in configs]
     results: list = [None] * len(configs)
     todo = []
