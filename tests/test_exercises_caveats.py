@@ -56,8 +56,10 @@ def test_gradient_curvature_stub_is_not_attempted(capsys):
     (lambda *a: 2 * good_curvature(*a), "twice too large"),
     (lambda *a: 0.5 * good_curvature(*a), "half the answer"),
     (lambda *a: -good_curvature(*a), "sign"),
+    (lambda m, f, x, y: x.shape[0] * good_curvature(m, f, x, y), "SUMMED"),
     (lambda *a: 1.234, "compare with g^T (H g)"),
-], ids=["unnormalised", "norm-not-squared", "stretch", "top-eigenvalue", "gradient", "times-2", "half", "sign", "other"])
+], ids=["unnormalised", "norm-not-squared", "stretch", "top-eigenvalue", "gradient", "times-2", "half", "sign",
+        "summed", "other"])
 def test_gradient_curvature_named_mistakes(wrong, message, capsys):
     result, out = verdict(ex.check_gradient_curvature, wrong, capsys)
     assert result is False and message in out
@@ -116,7 +118,8 @@ def _x_term_only(X, y, depth):
     (lambda X, y, D: good_balanced(X, y, D) / X.shape[0], "N times too small"),
     (lambda X, y, D: 1.0, "the LARGEST eigenvalue"),
     (lambda X, y, D: [][0], "IndexError"),
-], ids=["aligned-formula", "x-term-only", "times-N", "over-N", "other", "error"])
+    (lambda X, y, D: np.array([good_balanced(X, y, D)]), "not an array of shape (1,)"),
+], ids=["aligned-formula", "x-term-only", "times-N", "over-N", "other", "error", "array"])
 def test_balanced_sharpness_named_mistakes(wrong, message, capsys):
     result, out = verdict(ex.check_balanced_sharpness, wrong, capsys)
     assert result is False and message in out

@@ -71,8 +71,8 @@ def check_gradient_curvature(fn) -> bool:
     Named mistakes: the Rayleigh quotient not normalised (g^T H g), normalised by ||g||
     instead of ||g||^2, the norm ||H g|| / ||g|| instead of the projection on g, the top
     eigenvalue of the batch Hessian (the batch's own sharpness) instead of the curvature
-    along the gradient, the squared gradient norm, a stray factor 2 or 1/2, and a model
-    whose parameters were changed by the call."""
+    along the gradient, the squared gradient norm, a stray factor 2 or 1/2, the curvature of
+    the summed (not averaged) batch loss, and a model whose parameters were changed by the call."""
     fb = Feedback("curvature along the gradient")
     for net, loss_fn, x, y, loss_name in _curvature_problems():
         g, H = _dense_reference(net, loss_fn, x, y)
@@ -114,6 +114,8 @@ def check_gradient_curvature(fn) -> bool:
             (0.5 * expected, "you are half the answer: a Taylor coefficient eps^2/2 has a 1/2 that "
                              "does not belong to the curvature"),
             (-expected, "the sign is flipped"),
+            (x.shape[0] * expected, "you are batch-size times too large: that is the curvature of the SUMMED "
+                                    "loss over the batch; the batch loss is the MEAN over its examples"),
         )
         hint = next((h for value, h in candidates if np.isclose(got, value, rtol=1e-6)),
                     "compare with g^T (H g) / (g^T g), g the gradient of the loss on exactly these examples "
@@ -152,17 +154,22 @@ def check_balanced_sharpness(fn) -> bool:
     """``fn(X (N, d), y (N,), depth) -> float``: S* at the balanced interpolating minimum,
     against the top eigenvalue of the model's full Hessian there (depths 2-4, general and
     aligned data). Named mistakes: the aligned formula D sigma_1^2 Q^((D-1)/D) / N used on
-    general data, the y y^T term left out, a factor N too many or too few."""
+    general data, the y y^T term left out, a factor N too many or too few, an array returned
+    instead of a float."""
     fb = Feedback("balanced_sharpness")
     for X, y, depth, kind in _cases():
         expected = _reference(X, y, depth)
         try:
-            got = float(np.asarray(fn(X.copy(), y.copy(), depth), dtype=float))
+            out = np.asarray(fn(X.copy(), y.copy(), depth), dtype=float)
         except NotImplementedError:
             raise
         except Exception as err:  # noqa: BLE001 - any error is feedback for a learner
             fb.fail(f"calling it raised {type(err).__name__}: {err}")
             break
+        if out.shape != ():
+            fb.fail(f"return one float, not an array of shape {out.shape} (float(...) of the eigenvalue you want)")
+            break
+        got = float(out)
         if np.isclose(got, expected, rtol=1e-7):
             continue
         n = X.shape[0]
