@@ -125,6 +125,9 @@ def _right_step(x, y, a, b, e):
     (lambda x, y, a, b, e: (-(1 + e * (y + e * (a - b * x * x / 2))) * x, y + e * (a - b * x * x / 2)), "NEW y"),
     (lambda x, y, a, b, e: (-(1 + e * y) * x, y + e * (-a - b * x * x / 2)), "alpha has the wrong sign"),
     (lambda x, y, a, b, e: (-(1 - e * y) * x, y + e * (a - b * x * x / 2)), "1 - eta y"),
+    (lambda x, y, a, b, e: (-(1 + e * y) * x, y + e * (a + b * x * x / 2)), "must LOWER S"),
+    (lambda x, y, a, b, e: (-(1 + 2 * e * y) * x, y + e * (a - b * x * x / 2)), "mis-scaled"),
+    (lambda x, y, a, b, e: (-(1 + y) * x, y + e * (a - b * x * x / 2)), "mis-scaled"),
 ])
 def test_map_step_checker_names_each_mistake(capsys, wrong, message):
     assert ex.check_map_step(_right_step)
@@ -143,6 +146,7 @@ def _right_H(X, Y, a, b):
     (lambda X, Y, a, b: Y * Y / 2 - a * np.log(X) + b * X * X / 2, "beta X^2/4"),
     (lambda X, Y, a, b: Y * Y - a * np.log(X) + b * X * X / 4, "Y^2/2"),
     (lambda X, Y, a, b: 3.0, "constant"),
+    (lambda X, Y, a, b: -a * np.log(X) + b * X * X / 4, "Y term is missing"),
     (lambda X, Y, a, b: Y * Y / 2 - a * np.log10(X) + b * X * X / 4, "log10"),
 ])
 def test_conserved_quantity_checker_names_each_mistake(capsys, wrong, message):

@@ -34,7 +34,8 @@ def check_map_step(step) -> bool:
     then iterate it and report the whole-cycle mean of x^2 it produces.
 
     Named mistakes: x without the sign flip ((1 + eta y) x), the sign of y in the multiplier
-    (1 - eta y), y updated with the new x, x updated with the new y (y overwritten first),
+    (1 - eta y), a mis-scaled multiplier (1 + 2 eta y or 1 + y), the sign of the
+    self-stabilization term (+beta x^2/2), y updated with the new x, x updated with the new y (y overwritten first),
     alpha with the wrong sign, beta x^2 without the 1/2, and eta left out of the y update."""
     fb = Feedback("one step of the self-stabilization map")
     rng = np.random.default_rng(0)
@@ -61,6 +62,12 @@ def check_map_step(step) -> bool:
                         "|x| must grow when y > 0 (S above 2/eta)")
             if np.isclose(got[0], -(1 + eta * y_new) * x) and not np.isclose(got[0], want[0]):
                 fb.fail("x was updated with the NEW y (y overwritten first?): both updates use the old (x_t, y_t)")
+            if np.isclose(got[0], -(1 + 2 * eta * y) * x) or np.isclose(got[0], -(1 + y) * x):
+                fb.fail("the multiplier along u is mis-scaled: 1 - eta S with S = 2/eta + y is -(1 + eta y), "
+                        "one factor eta on y, no factor 2")
+            if np.isclose(got[1], y + eta * (alpha + beta * x * x / 2)):
+                fb.fail("the self-stabilization term has the wrong sign: the oscillation must LOWER S, "
+                        "so -beta x^2/2 in the y update")
             if np.isclose(got[1], y + eta * (-alpha - beta * x * x / 2)):
                 fb.fail("alpha has the wrong sign: progressive sharpening raises S, so +eta alpha in the y update")
             if np.isclose(got[1], y + eta * (alpha - beta * got[0] ** 2 / 2)) and not np.isclose(got[1], want[1]):
@@ -92,7 +99,7 @@ def check_conserved_quantity(H) -> bool:
     constant. Any function of the true H passes, at any scale (the tests are relative).
 
     Named mistakes: +alpha log X (a sign), log10 instead of the natural log, beta X^2/2
-    instead of /4, Y^2 without the 1/2, and a constant."""
+    instead of /4, Y^2 without the 1/2, the Y^2/2 term missing, and a constant."""
     fb = Feedback("the conserved quantity of the self-stabilization ODE")
     for alpha, beta, X0, Y0 in [(1.0, 1.0, 0.2, 0.0), (0.5, 2.0, 1.5, -0.3)]:
         sol = selfstab.integrate_ode(alpha, beta, X0, Y0, 12.0, dt=2e-3)
@@ -119,6 +126,8 @@ def check_conserved_quantity(H) -> bool:
                 ("the beta term: integrating beta X/2 gives beta X^2/4, not beta X^2/2",
                  Y**2 / 2 - alpha * np.log(X) + beta * X**2 / 2),
                 ("the Y term: integrating Y dY gives Y^2/2, not Y^2", Y**2 - alpha * np.log(X) + beta * X**2 / 4),
+                ("the Y term is missing: integrating Y dY gives Y^2/2, which H must contain",
+                 -alpha * np.log(X) + beta * X**2 / 4),
                 ("the logarithm: integrating alpha/X gives the natural log (np.log), not log10",
                  Y**2 / 2 - alpha * np.log10(X) + beta * X**2 / 4),
             ]:
