@@ -1,0 +1,155 @@
+"""What the quadratic model of the loss says about a gradient step (lesson 4).
+
+The second-order Taylor model of the loss around theta, for a step delta, is
+
+    L(theta + delta) - L(theta)  ~  g . delta + 1/2 delta^T H delta,   g = grad L, H = D^2 L.
+
+For a gradient-descent step delta = -eta g it predicts the change
+
+    dL_quad = -eta ||g||^2 + (eta^2 / 2) g^T H g  =  -eta ||g||^2 (1 - eta R / 2),
+    R = g^T H g / ||g||^2   (the curvature along the gradient, a Rayleigh quotient of H),
+
+so the model predicts a RISE of the loss exactly when R > 2/eta. R lies between the smallest
+and the largest eigenvalue of H, so R <= S = lambda_max(H) (the descent lemma's worst case,
+lesson 1); at the edge of stability S is about 2/eta (Cohen et al., ICLR 2021) and R can
+cross 2/eta back and forth (lesson 4 measures it along a GD run). The model leaves out the
+third and higher derivatives: the observed change may differ.
+
+* ``quadratic_model_change(model, loss_fn, x, y, eta)``: dL_quad, ||g||^2 and R at the
+  model's current parameters (one gradient and one Hessian-vector product).
+* ``gd_continuation(run, steps)``: continue a finished GD run for ``steps`` steps from its
+  final parameters at its final step size and record, at every step, the observed change
+  of the loss, the change the quadratic model predicted, and R.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from . import hessian, validate
+
+
+@dataclass
+class QuadraticPrediction:
+    """The quadratic model of one GD step at theta.
+
+    predicted: -eta ||g||^2 + eta^2/2 g^T H g (loss units); grad_sq: ||g||^2;
+    curvature: R = g^T H g / ||g||^2 (the loss's curvature along its gradient); eta: the step size.
+    """
+
+    predicted: float
+    grad_sq: float
+    curvature: float
+    eta: float
+
+
+def quadratic_model_change(model: torch.nn.Module, loss_fn, x, y, eta: float) -> QuadraticPrediction:
+    """The change of the full-batch loss that the second-order Taylor model predicts for
+    one GD step theta -> theta - eta g (see the module docstring), without taking the step.
+
+    model: a ``torch.nn.Module``; loss_fn(outputs, y) -> mean loss; x, y: the whole
+    training set; eta > 0. g = grad L by autograd with ``create_graph=True`` and H g by a
+    second reverse pass through the same graph; the parameters are left unchanged.
+    Raises ValueError when g = 0 (R is then undefined)."""
+    return _prediction_and_gradient(model, loss_fn, x, y, validate.positive("eta", eta))[0]
+
+
+def _prediction_and_gradient(model, loss_fn, x, y, eta: float):
+    """(QuadraticPrediction, L(theta) as a float, g as a flat detached tensor (n,)).
+
+    One forward pass, the gradient with ``create_graph=True``, then H g as the gradient of
+    g . g_fixed (reverse-over-reverse through the same graph): about three gradients' work."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("model has no trainable parameters")
+    loss = loss_fn(model(x), y)
+    grads = torch.autograd.grad(loss, params, create_graph=True)
+    g_graph = torch.cat([gi.reshape(-1) for gi in grads])
+    g = g_graph.detach()
+    grad_sq = float(torch.dot(g, g))
+    if not grad_sq > 0:
+        raise ValueError("the gradient is zero at these parameters: the curvature along it is undefined")
+    hg = torch.autograd.grad(torch.dot(g_graph, g), params)
+    g_h_g = float(torch.dot(torch.cat([h.reshape(-1) for h in hg]), g))
+    pred = QuadraticPrediction(predicted=-eta * grad_sq + 0.5 * eta**2 * g_h_g, grad_sq=grad_sq,
+                               curvature=g_h_g / grad_sq, eta=eta)
+    return pred, float(loss.detach()), g
+
+
+@dataclass
+class GDContinuation:
+    """A GD continuation of a finished run, step by step.
+
+    step (m,): step numbers, continuing the run's count; loss (m + 1,): L(theta_t) at each
+    step and after the last; observed (m,): L(theta_{t+1}) - L(theta_t); predicted (m,): the
+    quadratic model's change for that step; curvature (m,): R_t = g_t^T H_t g_t / ||g_t||^2;
+    eta: the step size (the run's final one); threshold: 2/eta.
+    """
+
+    step: np.ndarray
+    loss: np.ndarray
+    observed: np.ndarray
+    predicted: np.ndarray
+    curvature: np.ndarray
+    eta: float
+    threshold: float
+
+    def sign_agreement(self) -> float:
+        """Fraction of steps at which the observed and the predicted change have the same sign."""
+        return float(np.mean(np.sign(self.observed) == np.sign(self.predicted)))
+
+    def rises(self) -> np.ndarray:
+        """Boolean (m,): the steps at which the loss went up."""
+        return self.observed > 0
+
+
+def _training_data(run):
+    """The run's training set exactly as the run loaded it, on the CPU."""
+    from . import data, runs
+
+    cfg = run.config
+    kwargs = dict(n_train=cfg.n_train, classes=cfg.classes, loss=cfg.loss, device=torch.device("cpu"),
+                  dtype=runs.DTYPES[cfg.dtype])
+    if cfg.data == "synthetic":
+        kwargs["seed"] = cfg.seed  # for synthetic data n_test is part of the draw: keep its default
+    else:
+        kwargs["n_test"] = 1
+    return data.load_dataset(cfg.data, **kwargs)
+
+
+def gd_continuation(run, steps: int = 40) -> GDContinuation:
+    """Continue the finished GD ``run`` (an ``eosteach.runs.Run`` with opt "gd") for
+    ``steps`` full-batch GD steps from its final parameters, at its final step size, on the
+    CPU; before each step record the quadratic model's prediction
+    (``quadratic_model_change``), and after it the observed change of the loss."""
+    from . import losses, runs
+
+    if not isinstance(run, runs.Run):
+        raise ValueError(f"run must be an eosteach.runs.Run, got {type(run).__name__}")
+    if run.config.opt != "gd":
+        raise ValueError(f"gd_continuation needs a run with opt='gd' (its step is -eta g), got opt={run.config.opt!r}")
+    steps = validate.positive_int("steps", steps)
+    net = run.model("cpu")
+    ds = _training_data(run)
+    loss_fn = losses.get_loss(run.config.loss)
+    x, y = ds.x_train, ds.y_train
+    lr = run.metrics.get("lr", [])
+    eta = float(lr[-1]) if len(lr) else run.config.lr
+    loss_values, predicted, curvature = [], [], []
+    for _ in range(steps):
+        pred, loss, g = _prediction_and_gradient(net, loss_fn, x, y, eta)
+        predicted.append(pred.predicted)
+        curvature.append(pred.curvature)
+        loss_values.append(loss)
+        hessian.set_flat_params(net, hessian.flat_params(net).detach() - eta * g)
+    with torch.no_grad():
+        loss_values.append(float(loss_fn(net(x), y)))
+    loss_arr = np.array(loss_values)
+    steps_done = run.metrics.get("step", [])
+    first = int(steps_done[-1]) + 1 if len(steps_done) else 0
+    return GDContinuation(step=np.arange(first, first + steps), loss=loss_arr, observed=np.diff(loss_arr),
+                          predicted=np.array(predicted), curvature=np.array(curvature), eta=eta,
+                          threshold=2.0 / eta)
