@@ -53,6 +53,11 @@ def test_solver_traces_match_dense_hessian_and_lanczos_wins():
     assert np.all(np.diff(tr.lanczos) >= -1e-9 * tr.reference)
     need_l, need_p = tr.products_to("lanczos", 1e-6), tr.products_to("power", 1e-6)
     assert need_l is not None and (need_p is None or need_l < need_p)
+    # Power iteration spends the whole budget; Lanczos's estimate is held once it has converged.
+    assert len(tr.products) == len(tr.power) == len(tr.lanczos) == 40
+    used = tr.lanczos_used
+    assert used is not None and 1 <= used <= 40
+    assert np.all(tr.lanczos[used - 1:] == tr.lanczos[used - 1])
 
 
 def test_solver_demo_slider_extremes_change_png():

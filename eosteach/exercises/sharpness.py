@@ -4,6 +4,8 @@
   dense Hessian of a tiny network.
 * ``check_power_iteration(fn)``: the top eigenvalue from products alone, against
   ``numpy.linalg.eigvalsh`` on matrices with a known spectrum and on a network's Hessian.
+* ``check_rayleigh_ritz(fn)``: Ritz values and the top Ritz vector from an orthonormal
+  basis Q and the products H Q, against a dense eigensolve of the projected matrix.
 * ``check_threshold(fn)`` / ``check_threshold_value(value, method, eta, b)``: the
   sharpness at which GD, heavy-ball or Nesterov stop being stable, against a bisection on
   the spectral radius of the method's 2x2 iteration matrix on a one-dimensional quadratic
@@ -38,34 +40,67 @@ def _tiny_problem(seed: int = 0):
     return net, losses.mse, x, y, H
 
 
-@checker('Hessian-vector product')
+def _flat(parts) -> torch.Tensor:
+    return torch.cat([t.reshape(-1) for t in parts])
+
+
+@checker("Hessian-vector product", library="eosteach.hessian.hvp")
 def check_hvp(fn) -> bool:
     """Check ``fn(model, loss_fn, x, y, v) -> Hv`` (v and Hv flat tensors of length n, the
-    parameters in ``model.parameters()`` order) against the dense Hessian of a tiny network."""
+    parameters in ``model.parameters()`` order) against the dense Hessian of a tiny
+    network (``hessian.dense_hessian``, n = 23, two seeds), to 1e-8 relative.
+
+    Named mistakes: a first gradient taken without ``create_graph=True`` (it cannot be
+    differentiated again), the gradient itself returned, a list of per-parameter pieces
+    instead of one flat vector, a constant factor (a sum instead of the mean, a stray 1/2
+    or 2), and ``v`` changed in place."""
     fb = Feedback("Hessian-vector product")
     for seed in (0, 1):
         net, loss_fn, x, y, H = _tiny_problem(seed)
         gen = torch.Generator().manual_seed(10 + seed)
         v = torch.randn(H.shape[0], generator=gen, dtype=torch.float64)
+        given = v.clone()
         try:
-            got = torch.as_tensor(fn(net, loss_fn, x, y, v.clone())).detach().reshape(-1).double()
+            out = fn(net, loss_fn, x, y, given)
+        except RuntimeError as e:
+            if "does not require grad" in str(e) or "does not have a grad_fn" in str(e):
+                fb.fail("the second differentiation found no graph: take the first gradient with "
+                        "create_graph=True, so that grad L . v can be differentiated again")
+            else:
+                fb.fail(f"fn(...) raised RuntimeError: {e}")
+            return fb.report("")
         except Exception as e:  # noqa: BLE001 - a learner's bug is feedback, not a crash
             fb.fail(f"fn(...) raised {type(e).__name__}: {e}")
             return fb.report("")
+        if isinstance(out, (list, tuple)):
+            fb.fail(f"you return {len(out)} pieces (one per parameter tensor): flatten each and "
+                    "concatenate them into one vector of length n")
+            break
+        try:
+            got = torch.as_tensor(out).detach().reshape(-1).double()
+        except Exception as e:  # noqa: BLE001
+            fb.fail(f"the result must be a tensor of length n, got {type(out).__name__} ({e})")
+            break
+        if not torch.equal(given, v):
+            fb.fail("your function changed v in place; leave its argument as it was")
+            break
         want = H @ v
         if got.shape != want.shape:
             fb.fail(f"Hv must be a flat vector of length n={want.shape[0]}, got shape {tuple(got.shape)}")
             break
         err = float((got - want).norm() / want.norm())
         if not err <= 1e-8:
-            fb.fail(f"relative error {err:.2e} against the dense Hessian (seed {seed})")
-            g_only = torch.autograd.grad(loss_fn(net(x), y), list(net.parameters()))
-            g_flat = torch.cat([t.reshape(-1) for t in g_only])
+            fb.fail(f"relative error {err:.2e} against the dense Hessian times v (seed {seed})")
+            g_flat = _flat(torch.autograd.grad(loss_fn(net(x), y), list(net.parameters())))
+            factor = float(got @ want / (want @ want))
             if torch.allclose(got, g_flat, rtol=1e-6):
-                fb.fail("you returned the gradient itself: differentiate (grad . v) a second time")
+                fb.fail("you returned the gradient itself: differentiate (grad L . v) a second time")
+            elif abs(factor) > 1e-8 and float((got - factor * want).norm() / want.norm()) <= 1e-8:
+                fb.fail(f"you return {factor:.4g} x Hv: the loss is the mean over examples as loss_fn gives it; "
+                        "look for a sum instead of a mean, or a stray factor 2 or 1/2")
             else:
-                fb.fail("hint: g = autograd.grad(loss, params, create_graph=True); then "
-                        "autograd.grad(sum of (g_i * v_i), params) and flatten")
+                fb.fail("differentiate the gradient's inner product with v, grad L(theta) . v, with respect "
+                        "to the parameters, in model.parameters() order")
             break
     return fb.report("matches the dense Hessian times v to 1e-8")
 
@@ -79,12 +114,14 @@ def _spiked_matrix(n: int, top: float, gap: float, seed: int) -> np.ndarray:
     return (Q * lam) @ Q.T
 
 
-@checker('power iteration')
+@checker("power iteration", library="eosteach.hessian.power_iteration")
 def check_power_iteration(fn) -> bool:
     """Check ``fn(hvp, n, n_iters) -> float`` that estimates lambda_max from the operator
     ``hvp: torch.Tensor (n,) -> torch.Tensor (n,)`` by power iteration (Rayleigh quotient
     after ``n_iters`` products). Checked on matrices with a known spectrum and on the
-    Hessian of a tiny network, to 1e-4 relative; also counts the products used."""
+    Hessian of a tiny network (``numpy.linalg.eigvalsh``), to 1e-4 relative; also counts
+    the products used. Named mistakes: ||Hv|| of an unnormalised vector instead of the
+    Rayleigh quotient, more than one product per iteration, a result that is not a number."""
     fb = Feedback("power iteration")
     cases = [(_spiked_matrix(40, 7.5, 0.5, 0), 200), (_spiked_matrix(60, 120.0, 0.8, 1), 400)]
     cases.append((_tiny_problem(0)[4].numpy(), 2000))
@@ -100,19 +137,157 @@ def check_power_iteration(fn) -> bool:
             return At @ torch.as_tensor(v, dtype=torch.float64)
 
         try:
-            got = float(fn(hvp, A.shape[0], n_iters))
+            out = fn(hvp, A.shape[0], n_iters)
         except Exception as e:  # noqa: BLE001
             fb.fail(f"fn(...) raised {type(e).__name__}: {e}")
             return fb.report("")
+        try:
+            got = float(out)
+        except (TypeError, ValueError, RuntimeError):
+            fb.fail(f"return the estimate as one number (a float), got {type(out).__name__}")
+            break
         if calls[0] > n_iters + 1:
             fb.fail(f"used {calls[0]} products for n_iters={n_iters}: one product per iteration is enough")
         if not math.isfinite(got) or abs(got - top) > 1e-4 * abs(top):
             fb.fail(f"on a {A.shape[0]}x{A.shape[0]} matrix with lambda_max = {top:.6g} you return {got:.6g}")
             if math.isfinite(got) and got > 0 and abs(got - top) > 0.5 * abs(top):
-                fb.fail("hint: normalise v after every product and return the Rayleigh quotient v . Hv "
+                fb.fail("normalise v after every product and return the Rayleigh quotient v . Hv "
                         "(with ||v|| = 1), not ||Hv|| of an unnormalised vector")
             break
     return fb.report("the Rayleigh quotient converges to lambda_max on every test matrix")
+
+
+def _spectrum_matrix(eigenvalues, seed: int) -> np.ndarray:
+    """A symmetric matrix with the given eigenvalues and a random orthonormal eigenbasis."""
+    lam = np.asarray(eigenvalues, dtype=np.float64)
+    Q, _ = np.linalg.qr(np.random.default_rng(seed).normal(size=(lam.size, lam.size)))
+    return (Q * lam) @ Q.T
+
+
+def _krylov_basis(A: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """An orthonormal basis (n, k) of span{v, Av, ..., A^(k-1) v} (Gram-Schmidt twice)."""
+    n = A.shape[0]
+    Q = np.zeros((n, k))
+    q = np.random.default_rng(seed).normal(size=n)
+    for j in range(k):
+        for _ in range(2):
+            q = q - Q[:, :j] @ (Q[:, :j].T @ q)
+        Q[:, j] = q / np.linalg.norm(q)
+        q = A @ Q[:, j]
+    return Q
+
+
+def _rayleigh_ritz_cases():
+    """(name, Q, HQ, n_eigenvalues) cases: a Krylov basis of a matrix whose most negative
+    eigenvalue is larger in magnitude than its top one; a full basis (k = n), where the Ritz
+    values are the eigenvalues; products with a little asymmetric noise, as floating-point
+    Hessian-vector products have, where T = Q^T H Q must be symmetrised."""
+    A = _spectrum_matrix(np.concatenate([[6.0, 5.0], np.linspace(-9.0, 3.0, 38)]), seed=3)
+    Q = _krylov_basis(A, 8, seed=4)
+    cases = [("a Krylov basis (n=40, k=8)", Q, A @ Q)]
+    B = _spectrum_matrix([7.0, 4.0, 2.5, 1.0, 0.5, -0.2, -1.5, -3.0, -4.0, -6.5], seed=5)
+    Qf, _ = np.linalg.qr(np.random.default_rng(6).normal(size=(10, 10)))
+    cases.append(("a full basis (n=k=10)", Qf, B @ Qf))
+    Qn = _krylov_basis(A, 6, seed=7)
+    noise = 1e-3 * np.random.default_rng(8).normal(size=Qn.shape)
+    cases.append(("noisy products (n=40, k=6)", Qn, A @ Qn + noise))
+    return cases, B
+
+
+def _as_float64(a):
+    return torch.as_tensor(np.asarray(a.detach().cpu() if isinstance(a, torch.Tensor) else a, dtype=np.float64))
+
+
+@checker("one Rayleigh-Ritz step", library="eosteach.widgets.training.rayleigh_ritz")
+def check_rayleigh_ritz(fn) -> bool:
+    """Check ``fn(Q, HQ) -> (values, vector)``: Q (n, k) float64 with orthonormal columns,
+    HQ = H Q (n, k); values: the k Ritz values in descending order (k,); vector: the unit
+    Ritz vector (n,) of the largest. Compared, to 1e-8, with a dense eigensolve
+    (``numpy.linalg.eigh``) of the symmetrised projection (T + T^T)/2, T = Q^T HQ; with a
+    full basis (k = n), the values must be the matrix's own eigenvalues (``eigvalsh``).
+
+    Named mistakes: the smallest Ritz value (``eigh`` sorts ascending), the largest in
+    magnitude instead of the largest, T not symmetrised, the diagonal of T (Rayleigh
+    quotients of the basis vectors) instead of its eigenvalues, the eigenvalues of H^2
+    (HQ^T HQ), the small vector y of T instead of Q y, a vector that is not of unit length."""
+    fb = Feedback("one Rayleigh-Ritz step")
+    cases, B = _rayleigh_ritz_cases()
+    for name, Q, HQ in cases:
+        n, k = Q.shape
+        T = Q.T @ HQ
+        Ts = 0.5 * (T + T.T)
+        w, Y = np.linalg.eigh(Ts)
+        want, want_x = w[::-1], Q @ Y[:, -1]
+        try:
+            out = fn(torch.tensor(Q), torch.tensor(HQ))
+        except Exception as e:  # noqa: BLE001
+            fb.fail(f"fn(Q, HQ) raised {type(e).__name__} on {name}: {e}")
+            return fb.report("")
+        if not (isinstance(out, (tuple, list)) and len(out) == 2):
+            fb.fail("return a pair (values, vector): the k Ritz values and the top Ritz vector")
+            break
+        try:
+            values = _as_float64(out[0]).reshape(-1)
+            x = _as_float64(out[1])
+        except Exception as e:  # noqa: BLE001
+            fb.fail(f"values and vector must be tensors (or arrays) of numbers ({type(e).__name__}: {e})")
+            break
+        scale = np.abs(want).max()
+
+        def close(a, b):
+            a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+            return a.shape == b.shape and bool(np.all(np.abs(a - b) <= 1e-8 * scale))
+
+        vals = values.numpy()
+        if vals.shape != (k,):
+            fb.fail(f"on {name}: values must hold the k={k} Ritz values, got shape {tuple(vals.shape)}")
+            break
+        if not close(vals, want):
+            if close(vals, want[::-1]):
+                fb.fail(f"on {name}: your values are in ascending order (as eigh returns them); "
+                        "sort them from the largest down")
+            elif close(np.sort(vals), np.sort(want)):
+                fb.fail(f"on {name}: the right values in the wrong order: sort by value, largest first, "
+                        "not by magnitude (a Hessian has negative eigenvalues too; the sharpness is the largest)")
+            elif close(np.sort(vals)[::-1], np.sort(np.diag(T))[::-1]) or close(vals, np.diag(T)):
+                fb.fail(f"on {name}: these are the diagonal entries of Q^T H Q, the Rayleigh quotients of the "
+                        "basis vectors; the Ritz values are the eigenvalues of the whole k x k matrix")
+            elif close(np.sort(vals)[::-1], np.sort(np.linalg.eigvalsh(HQ.T @ HQ))[::-1]):
+                fb.fail(f"on {name}: these are the eigenvalues of (HQ)^T (HQ) = Q^T H^2 Q; project once: "
+                        "Q^T (H Q)")
+            elif name.startswith("noisy") and (
+                    close(np.sort(vals), np.sort(np.linalg.eigvalsh(np.tril(T) + np.tril(T, -1).T)))
+                    or close(np.sort(vals), np.sort(np.linalg.eigvalsh(np.triu(T) + np.triu(T, 1).T)))
+                    or close(np.sort(vals), np.sort(np.linalg.eigvals(T).real))):
+                fb.fail(f"on {name}: Q^T (H Q) is symmetric only up to the products' rounding; symmetrise "
+                        "it, (T + T^T)/2, before the symmetric eigensolve (otherwise one triangle is ignored)")
+            else:
+                fb.fail(f"on {name}: Ritz values {np.round(vals[:3], 6)}..., expected {np.round(want[:3], 6)}...")
+            break
+        if name.startswith("a full") and not close(vals, np.linalg.eigvalsh(B)[::-1]):
+            fb.fail("with a full basis (k = n) the Ritz values must be the matrix's eigenvalues")
+            break
+        xs = x.numpy().reshape(-1)
+        if xs.shape == (k,) and k != n:
+            fb.fail(f"on {name}: your vector has k={k} entries: that is y, the eigenvector of the small matrix; "
+                    "the Ritz vector lives in R^n: map it back with Q y")
+            break
+        if xs.shape != (n,):
+            fb.fail(f"on {name}: the vector must have shape (n,) = ({n},), got {tuple(xs.shape)}")
+            break
+        if abs(np.linalg.norm(xs) - 1) > 1e-8:
+            fb.fail(f"on {name}: the Ritz vector must have unit length, got norm {np.linalg.norm(xs):.6g}")
+            break
+        if abs(abs(float(xs @ want_x)) - 1) > 1e-8:
+            smallest = Q @ Y[:, 0]
+            if abs(abs(float(xs @ smallest)) - 1) <= 1e-8:
+                fb.fail(f"on {name}: your vector belongs to the smallest (most negative) Ritz value: eigh sorts "
+                        "ascending, and the sharpness is the largest value, not the largest magnitude")
+            else:
+                fb.fail(f"on {name}: your vector is not the Ritz vector of the top Ritz value "
+                        f"(|<x, x_top>| = {abs(float(xs @ want_x)):.4f}, expected 1)")
+            break
+    return fb.report("Ritz values and the top Ritz vector match a dense eigensolve on every test basis")
 
 
 def _iteration_matrix(method: str, eta: float, b: float, s: float) -> np.ndarray:

@@ -1,8 +1,12 @@
 """The demos of lessons 3 and 4: measuring the sharpness, and watching networks train.
 
+* ``rayleigh_ritz(Q, HQ)`` (lesson 3): the Ritz values and the top Ritz vector of a
+  symmetric operator on the span of an orthonormal basis Q, from the products H Q;
+  ``krylov_basis(matvec, v0, k)`` builds the basis Lanczos would use, with its products.
 * ``solver_traces(...)`` + ``solver_demo(traces)`` (lesson 3): power iteration against
-  Lanczos on the Hessian of a small network. Both solvers see the same Hessian-vector
-  products; after each product we record the estimate it would return if stopped there.
+  Lanczos on the Hessian of a small network. Both solvers multiply by the same Hessian,
+  from the same start vector; after each product we record the estimate each would
+  return if stopped there.
   Left: estimate per product, with the exact top eigenvalue; right: relative error on a
   log scale. A slider picks a product budget and reads both errors off.
 * ``training_launcher(...)`` (lessons 3-4): choose eta, the optimiser, the momentum and the
@@ -61,7 +65,8 @@ class SolverTraces:
     """Estimates of S = lambda_max(H) after each Hessian-vector product.
 
     products (m,): 1..m; power (m,): power iteration's Rayleigh quotient v.Hv after each
-    product; lanczos (m,): Lanczos's top Ritz value after each product; reference: S from
+    product; lanczos (m,): Lanczos's top Ritz value after each product (held at its last
+    value after Lanczos stopped, converged, at product ``lanczos_used``); reference: S from
     a dense eigendecomposition (small models) or a Lanczos run converged to 1e-10;
     n_params: the Hessian's size.
     """
@@ -71,6 +76,7 @@ class SolverTraces:
     lanczos: np.ndarray
     reference: float
     n_params: int
+    lanczos_used: int | None = None
 
     def rel_error(self, method: str) -> np.ndarray:
         """|estimate - S| / |S| after each product, for "power" or "lanczos"."""
@@ -83,16 +89,89 @@ class SolverTraces:
         return int(self.products[hit[0]]) if hit.size else None
 
 
+#: How far Q^T Q may be from the identity (max abs entry) before ``rayleigh_ritz`` refuses Q.
+ORTHONORMAL_TOL = 1e-6
+
+
+def rayleigh_ritz(Q: torch.Tensor, HQ: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One Rayleigh-Ritz step: the best approximations of H's eigenpairs within span(Q).
+
+    Q (n, k): orthonormal columns (Q^T Q = I_k, to ``ORTHONORMAL_TOL``); HQ (n, k): the
+    symmetric operator H applied to each column of Q (k Hessian-vector products). The
+    projected matrix T = Q^T (H Q) (k x k) is symmetric in exact arithmetic but only up to
+    rounding once the products are computed in floating point, so it is symmetrised,
+    T <- (T + T^T) / 2, and diagonalised by a symmetric eigensolver, T = Y diag(theta) Y^T.
+
+    Returns ``(theta, x)``: the k Ritz values in DESCENDING order (float64, shape (k,)) and
+    the unit Ritz vector x = Q y_1 (float64, shape (n,)) of the largest, theta_1, which is
+    the largest Rayleigh quotient u^T H u / u^T u over u in span(Q), so
+    lambda_min(H) <= theta_k <= theta_1 <= lambda_max(H). Lanczos is this step on the
+    Krylov space span{v, Hv, ..., H^(k-1) v}, whose orthonormal basis makes T tridiagonal
+    (Golub & Van Loan, "Matrix Computations", ch. 10). With k = n it returns H's
+    eigenvalues exactly. x's sign is arbitrary.
+    """
+    for name, a in (("Q", Q), ("HQ", HQ)):
+        if not isinstance(a, torch.Tensor) or a.ndim != 2 or not a.dtype.is_floating_point:
+            raise ValueError(f"{name} must be a 2-D floating torch.Tensor of shape (n, k), got "
+                             f"{type(a).__name__} {tuple(getattr(a, 'shape', ()))}")
+    if Q.shape != HQ.shape:
+        raise ValueError(f"Q and HQ must have the same shape (n, k), got {tuple(Q.shape)} and {tuple(HQ.shape)}")
+    n, k = Q.shape
+    if not 1 <= k <= n:
+        raise ValueError(f"Q must have between 1 and n={n} columns, got k={k}")
+    Q, HQ = Q.double(), HQ.to(device=Q.device, dtype=torch.float64)
+    off = float((Q.T @ Q - torch.eye(k, dtype=torch.float64, device=Q.device)).abs().max())
+    if not off <= ORTHONORMAL_TOL:
+        raise ValueError(f"Q must have orthonormal columns (max |Q^T Q - I| = {off:.2e} > {ORTHONORMAL_TOL:g}); "
+                         "orthonormalise it first, for example with torch.linalg.qr")
+    T = Q.T @ HQ
+    theta, Y = torch.linalg.eigh(0.5 * (T + T.T))  # ascending
+    x = Q @ Y[:, -1]
+    return theta.flip(0), x / x.norm()
+
+
+def krylov_basis(matvec, v0: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """An orthonormal basis Q (n, k) of the Krylov space span{v0, H v0, ..., H^(k-1) v0}
+    and the products HQ = H Q (n, k), from exactly k products ``matvec(q)`` (q: (n,)).
+
+    Each new basis vector is the last product orthogonalised against the basis so far
+    (Gram-Schmidt, twice: Arnoldi's process, which for a symmetric H is Lanczos with full
+    reorthogonalisation). ``rayleigh_ritz(Q, HQ)`` then gives what k steps of Lanczos give.
+    float64 throughout; ``v0`` (n,) must not be zero. If the space stops growing (an
+    invariant subspace), ValueError is raised."""
+    if not isinstance(v0, torch.Tensor) or v0.ndim != 1 or v0.numel() == 0:
+        raise ValueError(f"v0 must be a non-empty 1-D torch.Tensor, got {type(v0).__name__}")
+    n = v0.numel()
+    k = validate.positive_int("k", k)
+    if k > n:
+        raise ValueError(f"k must be at most n={n}, got {k}")
+    Q = torch.zeros(n, k, dtype=torch.float64, device=v0.device)
+    HQ = torch.zeros_like(Q)
+    q = v0.detach().double()
+    for j in range(k):
+        for _ in range(2):
+            q = q - Q[:, :j] @ (Q[:, :j].T @ q)
+        norm = float(q.norm())
+        if not norm > 1e-12 * max(float(HQ.abs().max()) if j else 1.0, 1e-300):
+            raise ValueError(f"the Krylov space stopped growing at dimension {j} (v0 zero or in an invariant subspace)")
+        Q[:, j] = q / norm
+        HQ[:, j] = matvec(Q[:, j]).detach().double()
+        q = HQ[:, j]
+    return Q, HQ
+
+
 def solver_traces(model, loss_fn, x, y, *, max_products: int = 60, seed: int = 0) -> SolverTraces:
-    """Run ``hessian.power_iteration`` and ``hessian.lanczos`` from the same random start
-    for exactly ``max_products`` products each, recording after every product the estimate
-    each would report.
+    """Run ``hessian.power_iteration`` for exactly ``max_products`` products and
+    ``hessian.lanczos`` from the same random start for at most as many (it stops once its
+    residual is below 1e-14 of the Ritz value: converged to rounding, after which its
+    estimate is held), recording after every product the estimate each would report.
 
     The estimates are read from the products themselves, not from the solvers' internals:
     for power iteration the Rayleigh quotient q.Hq of the vector just multiplied; for
     Lanczos the top eigenvalue of Q^T H Q over the vectors Q multiplied so far (the
     Rayleigh-Ritz value; Lanczos's orthonormal basis makes it equal the top eigenvalue
-    of its tridiagonal matrix T_m). Use a small model: Q and HQ are kept in memory.
+    of its tridiagonal matrix T_m; see ``rayleigh_ritz``). Use a small model: Q and HQ are
+    kept in memory.
     """
     max_products = validate.positive_int("max_products", max_products, minimum=2)
     op = hessian.HessianOperator(model, loss_fn, x, y)
@@ -108,14 +187,17 @@ def solver_traces(model, loss_fn, x, y, *, max_products: int = 60, seed: int = 0
         return matvec
 
     pi_pairs, lz_pairs = [], []
-    # tol=1e-14: never stop early, so that every product gets recorded.
+    # tol=1e-14: power iteration records every product of the budget; Lanczos may converge to
+    # rounding before the budget is spent, and its estimate is then held (see below).
     hessian.power_iteration(recording(pi_pairs), n, tol=1e-14, max_products=max_products,
                             device=op.device, dtype=op.dtype, seed=seed)
     hessian.lanczos(recording(lz_pairs), n, 1, tol=1e-14, max_products=max_products,
                     device=op.device, dtype=op.dtype, seed=seed)
     power = np.array([float(v @ w / (v @ v)) for v, w in pi_pairs])
-    Q = torch.stack([v / v.norm() for v, _ in lz_pairs]).double()
+    Q = torch.stack([v / v.norm() for v, _ in lz_pairs]).double()  # rows: the Lanczos vectors
     HQ = torch.stack([w / v.norm() for v, w in lz_pairs]).double()
+    # ``rayleigh_ritz`` on the first m vectors, for every m at once: T is formed and
+    # symmetrised once, and each prefix's top Ritz value is that of its leading m x m block.
     T = Q @ HQ.T
     T = 0.5 * (T + T.T)
     lanczos = np.array([float(torch.linalg.eigvalsh(T[:m, :m])[-1]) for m in range(1, len(lz_pairs) + 1)])
@@ -124,8 +206,11 @@ def solver_traces(model, loss_fn, x, y, *, max_products: int = 60, seed: int = 0
     else:
         reference = hessian.lanczos(op.matvec, n, 1, tol=1e-10, max_products=min(n, 300),
                                     device=op.device, dtype=op.dtype, seed=seed + 1).top
-    m = min(len(power), len(lanczos))
-    return SolverTraces(np.arange(1, m + 1), power[:m], lanczos[:m], reference, n)
+    used = len(lanczos)
+    m = len(power)
+    if used < m:  # Lanczos met its 1e-14 residual early: its estimate would not change any more
+        lanczos = np.concatenate([lanczos, np.full(m - used, lanczos[-1])])
+    return SolverTraces(np.arange(1, m + 1), power, lanczos[:m], reference, n, lanczos_used=min(used, m))
 
 
 def solver_demo(traces: SolverTraces, *, tol: float = 1e-3):

@@ -1,0 +1,313 @@
+"""The lesson-3 exercise checkers of ``eosteach.exercises.sharpness`` and the library
+function ``widgets.training.rayleigh_ritz`` behind the Rayleigh-Ritz exercise: a right
+answer passes, each named mistake gets its own message, an untouched stub gives None."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from eosteach import hessian
+from eosteach.exercises import sharpness as ex
+from eosteach.widgets.training import rayleigh_ritz
+
+
+def _flat(parts):
+    return torch.cat([t.reshape(-1) for t in parts])
+
+
+def good_hvp(model, loss_fn, x, y, v):
+    params = list(model.parameters())
+    g = _flat(torch.autograd.grad(loss_fn(model(x), y), params, create_graph=True))
+    return _flat(torch.autograd.grad(g @ v, params))
+
+
+def stub(*args):
+    raise NotImplementedError("not done yet")
+
+
+def verdict(check, fn, capsys):
+    result = check(fn)
+    return result, capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- hvp
+
+
+def test_hvp_right_answer_and_library_pass(capsys):
+    assert verdict(ex.check_hvp, good_hvp, capsys)[0] is True
+    assert verdict(ex.check_hvp, hessian.hvp, capsys)[0] is True
+
+
+def test_hvp_stub_is_not_attempted(capsys):
+    result, out = verdict(ex.check_hvp, stub, capsys)
+    assert result is None and "Not attempted yet" in out and "eosteach.hessian.hvp" in out
+
+
+def no_create_graph(model, loss_fn, x, y, v):
+    params = list(model.parameters())
+    g = _flat(torch.autograd.grad(loss_fn(model(x), y), params))
+    return _flat(torch.autograd.grad(g @ v, params))
+
+
+def the_gradient(model, loss_fn, x, y, v):
+    return _flat(torch.autograd.grad(loss_fn(model(x), y), list(model.parameters())))
+
+
+def pieces(model, loss_fn, x, y, v):
+    params = list(model.parameters())
+    g = _flat(torch.autograd.grad(loss_fn(model(x), y), params, create_graph=True))
+    return torch.autograd.grad(g @ v, params)
+
+
+def in_place(model, loss_fn, x, y, v):
+    out = good_hvp(model, loss_fn, x, y, v)
+    v.zero_()
+    return out
+
+
+@pytest.mark.parametrize("fn, message", [
+    (no_create_graph, "create_graph=True"),
+    (the_gradient, "returned the gradient itself"),
+    (pieces, "flatten each and concatenate"),
+    (lambda m, f, x, y, v: 2 * good_hvp(m, f, x, y, v), "you return 2 x Hv"),
+    (lambda m, f, x, y, v: 0.5 * good_hvp(m, f, x, y, v), "you return 0.5 x Hv"),
+    (in_place, "changed v in place"),
+    (lambda m, f, x, y, v: good_hvp(m, f, x, y, v)[:-1], "flat vector of length n"),
+    (lambda m, f, x, y, v: good_hvp(m, f, x, y, v) + 1e-3, "grad L(theta) . v"),
+])
+def test_hvp_named_mistakes(fn, message, capsys):
+    result, out = verdict(ex.check_hvp, fn, capsys)
+    assert result is False and message in out, out
+
+
+# --------------------------------------------------------------------------- power iteration
+
+
+def good_power(hvp, n, n_iters):
+    v = torch.randn(n, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    v = v / v.norm()
+    lam = 0.0
+    for _ in range(n_iters):
+        w = hvp(v)
+        lam = float(v @ w)
+        v = w / w.norm()
+    return lam
+
+
+def test_power_iteration_right_and_stub(capsys):
+    assert verdict(ex.check_power_iteration, good_power, capsys)[0] is True
+    result, out = verdict(ex.check_power_iteration, stub, capsys)
+    assert result is None and "eosteach.hessian.power_iteration" in out
+
+
+def twice_per_iteration(hvp, n, n_iters):
+    v = torch.ones(n, dtype=torch.float64) / n ** 0.5
+    for _ in range(n_iters):
+        w = hvp(v)
+        lam = float(v @ hvp(v))
+        v = w / w.norm()
+    return lam
+
+
+@pytest.mark.parametrize("fn, message", [
+    (lambda hvp, n, k: float(hvp(torch.ones(n, dtype=torch.float64)).norm()), "not ||Hv|| of an unnormalised"),
+    (twice_per_iteration, "one product per iteration"),
+    (lambda hvp, n, k: torch.ones(n), "one number"),
+    (lambda hvp, n, k: 1 / 0, "ZeroDivisionError"),
+])
+def test_power_iteration_named_mistakes(fn, message, capsys):
+    result, out = verdict(ex.check_power_iteration, fn, capsys)
+    assert result is False and message in out, out
+
+
+# --------------------------------------------------------------------------- Rayleigh-Ritz
+
+
+def test_rayleigh_ritz_library_matches_dense_eigensolve():
+    gen = torch.Generator().manual_seed(0)
+    A = torch.randn(30, 30, generator=gen, dtype=torch.float64)
+    A = A + A.T
+    Q, _ = torch.linalg.qr(torch.randn(30, 30, generator=gen, dtype=torch.float64))
+    values, x = rayleigh_ritz(Q, A @ Q)  # full basis: the eigenvalues of A
+    assert torch.allclose(values, torch.linalg.eigvalsh(A).flip(0), atol=1e-10)
+    assert abs(float(x.norm()) - 1) < 1e-12
+    assert torch.allclose(A @ x, values[0] * x, atol=1e-9)
+    Qk = Q[:, :5].contiguous()
+    vk, xk = rayleigh_ritz(Qk, A @ Qk)
+    assert torch.all(vk[:-1] >= vk[1:]) and float(vk[0]) <= float(torch.linalg.eigvalsh(A)[-1]) + 1e-12
+    # Galerkin condition: the residual of the top Ritz pair is orthogonal to span(Q).
+    assert float((Qk.T @ (A @ xk - vk[0] * xk)).abs().max()) < 1e-10
+
+
+def test_rayleigh_ritz_bad_input():
+    Q, _ = torch.linalg.qr(torch.randn(6, 3, dtype=torch.float64))
+    with pytest.raises(ValueError, match="same shape"):
+        rayleigh_ritz(Q, torch.zeros(6, 2, dtype=torch.float64))
+    with pytest.raises(ValueError, match="orthonormal"):
+        rayleigh_ritz(2 * Q, Q)
+    with pytest.raises(ValueError, match="Q must be a 2-D"):
+        rayleigh_ritz(Q[:, 0], Q[:, 0])
+    with pytest.raises(ValueError, match="between 1 and n"):
+        rayleigh_ritz(torch.zeros(3, 0, dtype=torch.float64), torch.zeros(3, 0, dtype=torch.float64))
+
+
+def rr_ascending(Q, HQ):
+    values, x = rayleigh_ritz(Q, HQ)
+    return values.flip(0), x
+
+
+def rr_by_magnitude(Q, HQ):
+    values, x = rayleigh_ritz(Q, HQ)
+    return values[values.abs().argsort(descending=True)], x
+
+
+def rr_no_symmetrise(Q, HQ):
+    w, Y = torch.linalg.eigh(Q.T @ HQ)
+    return w.flip(0), Q @ Y[:, -1]
+
+
+def rr_diagonal(Q, HQ):
+    return torch.diagonal(Q.T @ HQ).sort(descending=True).values, Q[:, 0]
+
+
+def rr_squares(Q, HQ):
+    w, Y = torch.linalg.eigh(HQ.T @ HQ)
+    return w.flip(0), Q @ Y[:, -1]
+
+
+def rr_small_vector(Q, HQ):
+    T = Q.T @ HQ
+    w, Y = torch.linalg.eigh(0.5 * (T + T.T))
+    return w.flip(0), Y[:, -1]
+
+
+def rr_smallest_vector(Q, HQ):
+    T = Q.T @ HQ
+    w, Y = torch.linalg.eigh(0.5 * (T + T.T))
+    return w.flip(0), Q @ Y[:, 0]
+
+
+def rr_unnormalised(Q, HQ):
+    values, x = rayleigh_ritz(Q, HQ)
+    return values, 3 * x
+
+
+def test_rayleigh_ritz_right_answer_and_stub(capsys):
+    assert verdict(ex.check_rayleigh_ritz, rayleigh_ritz, capsys)[0] is True
+    result, out = verdict(ex.check_rayleigh_ritz, stub, capsys)
+    assert result is None and "eosteach.widgets.training.rayleigh_ritz" in out
+
+
+@pytest.mark.parametrize("fn, message", [
+    (rr_ascending, "ascending order"),
+    (rr_by_magnitude, "not by magnitude"),
+    (rr_no_symmetrise, "symmetrise it"),
+    (rr_diagonal, "diagonal entries of Q^T H Q"),
+    (rr_squares, "Q^T H^2 Q"),
+    (rr_small_vector, "map it back with Q y"),
+    (rr_smallest_vector, "smallest (most negative) Ritz value"),
+    (rr_unnormalised, "unit length"),
+    (lambda Q, HQ: rayleigh_ritz(Q, HQ)[0], "return a pair"),
+])
+def test_rayleigh_ritz_named_mistakes(fn, message, capsys):
+    result, out = verdict(ex.check_rayleigh_ritz, fn, capsys)
+    assert result is False and message in out, out
+
+
+def test_rayleigh_ritz_cases_are_what_the_messages_say():
+    cases, B = ex._rayleigh_ritz_cases()
+    (_, Q, HQ), (_, Qf, BQ), (_, Qn, HQn) = cases
+    # The first case's most negative Ritz value is larger in magnitude than its top one.
+    w = np.linalg.eigvalsh(Q.T @ HQ)
+    assert abs(w[0]) > abs(w[-1])
+    assert np.allclose(Q.T @ Q, np.eye(Q.shape[1]), atol=1e-12)
+    # The noisy case's projection is measurably asymmetric.
+    T = Qn.T @ HQn
+    assert np.abs(T - T.T).max() > 1e-4
+
+
+# --------------------------------------------------------------------------- Krylov basis
+
+
+def test_krylov_basis_spans_the_krylov_space_and_feeds_rayleigh_ritz():
+    from eosteach.widgets.training import krylov_basis
+
+    gen = torch.Generator().manual_seed(2)
+    A = torch.randn(40, 40, generator=gen, dtype=torch.float64)
+    A = A + A.T
+    v0 = torch.randn(40, generator=gen, dtype=torch.float64)
+    calls = []
+    Q, HQ = krylov_basis(lambda q: calls.append(1) or A @ q, v0, 12)
+    assert len(calls) == 12 and Q.shape == HQ.shape == (40, 12)
+    assert torch.allclose(Q.T @ Q, torch.eye(12, dtype=torch.float64), atol=1e-12)
+    assert torch.allclose(HQ, A @ Q, atol=1e-12)
+    # Q spans {v0, A v0, ..., A^11 v0}: each Krylov vector has no component outside span(Q).
+    K = torch.stack([torch.linalg.matrix_power(A, j) @ v0 for j in range(12)], dim=1)
+    K = K / K.norm(dim=0)
+    assert float((K - Q @ (Q.T @ K)).norm()) < 1e-8
+    # Lanczos's tridiagonal structure: Q^T A Q has no entries beyond the first off-diagonals.
+    T = Q.T @ HQ
+    assert float(torch.triu(T, 2).abs().max()) < 1e-8 * float(T.abs().max())
+    top = float(rayleigh_ritz(Q, HQ)[0][0])
+    assert top <= float(torch.linalg.eigvalsh(A)[-1]) + 1e-10
+
+
+def test_krylov_basis_bad_input():
+    from eosteach.widgets.training import krylov_basis
+
+    A = torch.eye(5, dtype=torch.float64)
+    with pytest.raises(ValueError, match="stopped growing"):
+        krylov_basis(lambda q: A @ q, torch.ones(5, dtype=torch.float64), 3)  # v0 is an eigenvector
+    with pytest.raises(ValueError, match="k must be at most"):
+        krylov_basis(lambda q: A @ q, torch.ones(5, dtype=torch.float64), 6)
+    with pytest.raises(ValueError, match="v0"):
+        krylov_basis(lambda q: A @ q, torch.ones(2, 2, dtype=torch.float64), 1)
+
+
+# --------------------------------------------------------------------------- the sweep figure
+
+
+def _fake_run(eta, steps=100):
+    from types import SimpleNamespace
+
+    step = np.arange(steps)
+    eig_step = step[::10]
+    sharpness = np.minimum(50 + eig_step, 2 / eta)
+    return SimpleNamespace(metrics={"step": step, "loss": np.exp(-step / 50), "eig_step": eig_step,
+                                    "sharpness": sharpness})
+
+
+def test_step_size_sweep_draws_one_colour_per_eta_with_its_threshold():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from eosteach.plotting import step_size_sweep, sweep_colors
+
+    fig, (ax_l, ax_s) = plt.subplots(1, 2)
+    sweep = {2 / 100: _fake_run(2 / 100), 2 / 60: _fake_run(2 / 60), 2 / 80: _fake_run(2 / 80)}
+    colors = step_size_sweep(ax_l, ax_s, sweep, title="net")
+    assert colors == sweep_colors(3) and len(set(colors)) == 3
+    # largest eta first; each sharpness curve has a dashed threshold line of its own colour at 2/eta
+    curves = [line for line in ax_s.get_lines() if line.get_linestyle() != "--"]
+    dashed = [line for line in ax_s.get_lines() if line.get_linestyle() == "--"]
+    assert [c.get_color() for c in curves] == colors == [d.get_color() for d in dashed]
+    assert [d.get_ydata()[0] for d in dashed] == pytest.approx([60, 80, 100])
+    assert [t.get_text() for t in ax_s.get_legend().get_texts()] == [r"$\eta$ = 2/60", r"$\eta$ = 2/80",
+                                                                      r"$\eta$ = 2/100"]
+    assert ax_l.get_yscale() == "log" and ax_s.get_ylim()[1] >= 100
+    assert "net" in ax_s.get_title()
+    plt.close(fig)
+
+
+def test_step_size_sweep_bad_input():
+    from eosteach.plotting import step_size_sweep, sweep_colors
+
+    with pytest.raises(ValueError, match="sweep"):
+        step_size_sweep(None, None, {})
+    with pytest.raises(ValueError, match="n must be"):
+        sweep_colors(0)
+    assert len(sweep_colors(10)) == 10
