@@ -184,39 +184,6 @@ def test_bad_input():
 # --------------------------------------------------------------------------- exercises
 
 
-def _good_hvp(model, loss_fn, x, y, v):
-    params = list(model.parameters())
-    g = torch.autograd.grad(loss_fn(model(x), y), params, create_graph=True)
-    g = torch.cat([t.reshape(-1) for t in g])
-    return torch.cat([t.reshape(-1) for t in torch.autograd.grad(g @ v, params)])
-
-
-def _good_power(hvp, n, n_iters):
-    v = torch.randn(n, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    v /= v.norm()
-    lam = 0.0
-    for _ in range(n_iters):
-        w = hvp(v)
-        lam = float(v @ w)
-        v = w / w.norm()
-    return lam
-
-
-def test_checkers_accept_right_and_reject_wrong(capsys):
-    assert ex.check_hvp(_good_hvp)
-    assert not ex.check_hvp(lambda m, f, x, y, v: 2 * _good_hvp(m, f, x, y, v))
-    assert "relative error" in capsys.readouterr().out
-    assert ex.check_power_iteration(_good_power)
-    assert not ex.check_power_iteration(lambda hvp, n, k: float(hvp(torch.ones(n, dtype=torch.float64)).norm()))
-    assert not ex.check_power_iteration(lambda hvp, n, k: 1 / 0)
-    assert "ZeroDivisionError" in capsys.readouterr().out
-    assert ex.check_threshold(thresholds.threshold)
-    assert not ex.check_threshold(lambda method, eta, b: 2 / eta)
-    assert ex.check_threshold_value(thresholds.heavy_ball(0.02, 0.9), "heavy_ball", 0.02, 0.9)
-    assert not ex.check_threshold_value(2 / 0.02, "heavy_ball", 0.02, 0.9)
-    assert "GD's 2/eta" in capsys.readouterr().out
-
-
 def test_bisection_threshold_is_independent_and_right():
     # Simulate heavy-ball and Nesterov on s theta^2/2 just below and above the bisection value.
     for method in ("heavy_ball", "nesterov"):

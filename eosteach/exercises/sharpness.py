@@ -1,4 +1,5 @@
-"""Checkers for the exercises of lessons 3 (measuring sharpness) and 4 (edge of stability).
+"""Checkers for the exercises of lesson 3 (measuring sharpness), and the bisection that
+lesson 4's threshold checker (``eosteach.exercises.edge``) compares with.
 
 * ``check_hvp(fn)``: a Hessian-vector product by double backpropagation, against the
   dense Hessian of a tiny network.
@@ -6,10 +7,10 @@
   ``numpy.linalg.eigvalsh`` on matrices with a known spectrum and on a network's Hessian.
 * ``check_rayleigh_ritz(fn)``: Ritz values and the top Ritz vector from an orthonormal
   basis Q and the products H Q, against a dense eigensolve of the projected matrix.
-* ``check_threshold(fn)`` / ``check_threshold_value(value, method, eta, b)``: the
-  sharpness at which GD, heavy-ball or Nesterov stop being stable, against a bisection on
-  the spectral radius of the method's 2x2 iteration matrix on a one-dimensional quadratic
-  (independent of the closed forms in ``eosteach.thresholds``).
+* ``stability_threshold(method, eta, b)``: the sharpness at which GD, heavy-ball or
+  Nesterov stop being stable, by bisection on the spectral radius of the method's 2x2
+  iteration matrix on a one-dimensional quadratic (independent of the closed forms in
+  ``eosteach.thresholds``).
 """
 
 from __future__ import annotations
@@ -319,47 +320,3 @@ def stability_threshold(method: str, eta: float, b: float = 0.0) -> float:
         else:
             hi = mid
     return lo
-
-
-def check_threshold_value(value, method: str, eta: float, b: float = 0.0) -> bool:
-    """Check a predicted threshold (a number) for ``method`` at step size eta and momentum b."""
-    validate.choice("method", method, METHODS)
-    fb = Feedback(f"the {method} threshold at eta={eta:g}, b={b:g}")
-    want = stability_threshold(method, eta, b)
-    try:
-        got = float(value)
-    except (TypeError, ValueError):
-        fb.fail(f"the answer must be a number, got {value!r}")
-        return fb.report("")
-    if not abs(got - want) <= 1e-3 * want:
-        fb.fail(f"you predict {got:.5g}")
-        if method != "gd" and abs(got - 2 / eta) <= 1e-3 * want:
-            fb.fail("that is GD's 2/eta: momentum moves the threshold")
-        elif method == "heavy_ball" and abs(got - (2 + 2 * b) / (eta * (1 - b))) <= 1e-3 * got:
-            fb.fail("that is the threshold of the other momentum convention; here buf <- b buf + g, "
-                    "theta <- theta - eta buf")
-        else:
-            fb.fail("hint: write theta_{t+1} in terms of theta_t and theta_{t-1} and ask when the root "
-                    "of the characteristic polynomial at -1 appears")
-    return fb.report(f"{want:.5g}, where the iteration matrix's spectral radius reaches 1")
-
-
-@checker('stability thresholds of GD, heavy-ball and Nesterov')
-def check_threshold(fn) -> bool:
-    """Check ``fn(method, eta, b) -> float`` (method in "gd", "heavy_ball", "nesterov")
-    against ``stability_threshold`` on a grid of eta and b."""
-    fb = Feedback("stability thresholds of GD, heavy-ball and Nesterov")
-    for method in METHODS:
-        for eta, b in [(0.01, 0.0), (0.02, 0.5), (0.1, 0.9), (1.0, 0.99)]:
-            if method == "gd" and b:
-                continue
-            want = stability_threshold(method, eta, b)
-            try:
-                got = float(fn(method, eta, b))
-            except Exception as e:  # noqa: BLE001
-                fb.fail(f"fn({method!r}, {eta}, {b}) raised {type(e).__name__}: {e}")
-                return fb.report("")
-            if not abs(got - want) <= 1e-3 * want:
-                fb.fail(f"fn({method!r}, eta={eta}, b={b}) = {got:.5g}, expected {want:.5g}")
-                break
-    return fb.report("every threshold matches the bisection on the iteration matrix")
