@@ -11,6 +11,7 @@ Modules, one idea each:
     validate    the checks behind every ValueError on bad input
     files       atomic writes
     plotting    the shared figure style
+    claims      the lessons' result words (hovers_at, settles_below, ...) as checks with bands
     quadratic   quadratic models, GD / heavy-ball / Nesterov / frozen Adam, thresholds
     symbolic    sympy derivations of the descent lemma and the stability thresholds
     hessian     Hessian-vector products, Lanczos, power iteration, sharpness
@@ -18,7 +19,9 @@ Modules, one idea each:
     models      fc-tanh / fc-relu / fc-elu / cnn networks
     losses      MSE (Cohen et al. convention) and cross-entropy
     optim       exact full-batch optimisers and learning-rate schedules
-    runs        training runs with sharpness tracking, run folders, resume, cache
+    runs        training runs with sharpness tracking, run folders, checkpoints, resume, cache
+    sweeps      grids of runs on Dask distributed (local cluster or a scheduler address)
+    analysis    the quadratic model's predicted loss change along a GD run (lesson 4)
     cli         the ``eosteach`` command
     selfstab    the self-stabilization map and ODE (Damian, Nichani & Lee, 2022)
     stable_dynamics  the stable set, constrained trajectory and central flow on a network
