@@ -14,8 +14,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
-
 EXIT_USAGE = 2
 
 
@@ -223,35 +221,6 @@ def _cmd_resume(args) -> int:
     return 0
 
 
-def plot_runs(runs_, ax_loss, ax_sharp) -> None:
-    """Cohen et al. (2021) Figure 1: train loss (left) and sharpness (right) per step, with
-    each run's threshold (2/eta for GD) as a dashed line of the run's colour."""
-    import matplotlib as mpl
-
-    from matplotlib.lines import Line2D
-
-    colors = mpl.rcParams["axes.prop_cycle"].by_key()["color"]
-    any_threshold = False
-    for i, run in enumerate(runs_):
-        m, color = run.metrics, colors[i % len(colors)]
-        label = run.config.label() + (" (SYNTHETIC data)" if run.info.get("synthetic") else "")
-        ax_loss.plot(m["step"], m["loss"], color=color, lw=1.2, label=label)
-        if len(m["eig_step"]):
-            ax_sharp.plot(m["eig_step"], m["sharpness"], color=color, lw=1.5, marker=".", ms=3)
-            thr = np.asarray(m["threshold"], dtype=float)
-            if np.isfinite(thr).any():  # gradient flow has no threshold
-                last = max(int(m["step"][-1]) if len(m["step"]) else 0, int(m["eig_step"][-1]))
-                ax_sharp.step(np.append(m["eig_step"], last), np.append(thr, thr[-1]), where="post",
-                              color=color, ls="--", lw=1.2)
-                any_threshold = True
-    ax_loss.set(xlabel="step", ylabel="train loss (log scale)", title="training loss", yscale="log")
-    ax_sharp.set(xlabel="step", ylabel="sharpness  S(theta)", title="sharpness")
-    ax_loss.legend(loc="upper right")
-    if any_threshold:
-        ax_sharp.legend(handles=[Line2D([], [], color="k", lw=1.5, marker=".", label="sharpness"),
-                                 Line2D([], [], color="k", ls="--", lw=1.2, label="threshold (2/eta for GD)")], loc="best")
-
-
 def _run_folders(paths) -> list:
     """Each path that holds a run, and for a sweep folder (no run.json of its own) every run
     folder inside it, in name order."""
@@ -282,7 +251,7 @@ def _cmd_plot(args) -> int:
     plotting.use_style()
     fig = Figure(figsize=(12, 4.5), dpi=100, layout="constrained")
     ax_loss, ax_sharp = fig.subplots(1, 2)
-    plot_runs(loaded, ax_loss, ax_sharp)
+    plotting.loss_and_sharpness(ax_loss, ax_sharp, loaded)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.output)
     print(f"wrote {args.output}")

@@ -1,14 +1,29 @@
 """Training runs with sharpness tracking: the experiment of Cohen et al. (ICLR 2021).
 
 ``train(RunConfig(...))`` trains a network full-batch (or mini-batch SGD) and records
+these series (``SERIES``, float64 unless marked; a ``Recorder`` keeps them):
 
-    every step         step, loss, accuracy, lr, time (= sum of the step sizes so far)
-    every eig_every    eig_step, sharpness S = lambda_1(H), eigenvalues (top eig_k),
-                       threshold (the method's own, at the current lr), distance ||theta - theta_0||,
-                       preconditioned_sharpness (adam, rmsprop), full_loss / full_accuracy (sgd),
-                       batch_sharpness (with ``batch_sharpness=k``: the mean over k random
-                       mini-batches of g_B^T H_B g_B / ||g_B||^2, ``hessian.batch_sharpness``)
-    every test_every   test_step, test_loss, test_accuracy
+    every step
+        step                      the step t (records at t describe theta_t, before update t) [int64]
+        loss                      train loss on the step's batch (full batch but for sgd)
+        accuracy                  train accuracy on the step's batch
+        lr                        eta at step t (after lr_drop_step: eta x lr_drop_factor)
+        time                      the sum of the step sizes before step t (flow: of alpha / S)
+    every eig_every steps
+        eig_step                  the tracking step (every eig_every steps) [int64]
+        sharpness                 S = lambda_1(H), Lanczos (eosteach.hessian)
+        eigenvalues               the top eig_k eigenvalues of H, shape (n, eig_k), NaN if not found
+        threshold                 the method's own threshold at the current lr (2/eta for GD)
+        distance                  ||theta_t - theta_0||
+        n_products                Hessian-vector products the tracking step used [int64]
+        preconditioned_sharpness  lambda_1(P^-1 H) (adam, rmsprop; NaN before P exists)
+        full_loss                 the full-batch train loss (sgd)
+        full_accuracy             the full-batch train accuracy (sgd)
+        batch_sharpness           mean over k mini-batches of g_B^T H_B g_B / ||g_B||^2 (batch_sharpness=k)
+    every test_every steps
+        test_step                 the test step (every test_every steps) [int64]
+        test_loss                 loss on the test split
+        test_accuracy             accuracy on the test split
 
 Records at step t describe theta_t, the parameters BEFORE update t. The sharpness is
 computed by Lanczos (``eosteach.hessian``), warm-started from the previous eigenvectors.
@@ -243,6 +258,134 @@ def cache_path(config: RunConfig) -> Path:
     return _config.runs_dir() / name
 
 
+# --------------------------------------------------------------------------- records
+
+
+#: Every record a run can write to metrics.npz, grouped by the index it belongs to:
+#: index -> {name: (meaning, numpy dtype, when)}, in the order of the file. ``when`` is
+#: None (every run) or a predicate on the RunConfig (the series exists only where it holds).
+#: The module docstring's table is ``records_table()``; a test keeps the two equal.
+SERIES = {
+    "step": {
+        "step": ("the step t (records at t describe theta_t, before update t)", np.int64, None),
+        "loss": ("train loss on the step's batch (full batch but for sgd)", np.float64, None),
+        "accuracy": ("train accuracy on the step's batch", np.float64, None),
+        "lr": ("eta at step t (after lr_drop_step: eta x lr_drop_factor)", np.float64, None),
+        "time": ("the sum of the step sizes before step t (flow: of alpha / S)", np.float64, None),
+    },
+    "eig_step": {
+        "eig_step": ("the tracking step (every eig_every steps)", np.int64, None),
+        "sharpness": ("S = lambda_1(H), Lanczos (eosteach.hessian)", np.float64, None),
+        "eigenvalues": ("the top eig_k eigenvalues of H, shape (n, eig_k), NaN if not found", np.float64, None),
+        "threshold": ("the method's own threshold at the current lr (2/eta for GD)", np.float64, None),
+        "distance": ("||theta_t - theta_0||", np.float64, None),
+        "n_products": ("Hessian-vector products the tracking step used", np.int64, None),
+        "preconditioned_sharpness": ("lambda_1(P^-1 H) (adam, rmsprop; NaN before P exists)", np.float64,
+                                     lambda c: c.opt in optim.ADAPTIVE),
+        "full_loss": ("the full-batch train loss (sgd)", np.float64, lambda c: c.opt == "sgd"),
+        "full_accuracy": ("the full-batch train accuracy (sgd)", np.float64, lambda c: c.opt == "sgd"),
+        "batch_sharpness": ("mean over k mini-batches of g_B^T H_B g_B / ||g_B||^2 (batch_sharpness=k)",
+                            np.float64, lambda c: c.batch_sharpness is not None),
+    },
+    "test_step": {
+        "test_step": ("the test step (every test_every steps)", np.int64, None),
+        "test_loss": ("loss on the test split", np.float64, None),
+        "test_accuracy": ("accuracy on the test split", np.float64, None),
+    },
+}
+_GROUP_OF = {name: group for group, names in SERIES.items() for name in names}
+
+
+#: When each group of SERIES is recorded.
+GROUP_WHEN = {"step": "every step", "eig_step": "every eig_every steps", "test_step": "every test_every steps"}
+
+
+def records_table() -> str:
+    """The table of ``SERIES`` that the module docstring shows: a line per record, float64
+    unless marked [int64]."""
+    width = max(map(len, _GROUP_OF)) + 2
+    lines = []
+    for group, names in SERIES.items():
+        lines.append(GROUP_WHEN[group])
+        for name, (meaning, dtype, _) in names.items():
+            kind = " [int64]" if dtype is np.int64 else ""
+            lines.append(f"    {name:<{width}}{meaning}{kind}")
+    return "\n".join(lines)
+
+
+class Recorder:
+    """The records of one run, in the declared ``SERIES``: ``append(group, **values)`` adds
+    one row to a group (every name of the group that this run records, no other), and
+    ``arrays()`` gives them as numpy arrays of the declared dtypes, the content of metrics.npz.
+
+    names: the series this run records (``Recorder.for_config``); eig_k: the width of
+    ``eigenvalues`` (its arrays have shape (n, eig_k)).
+    """
+
+    def __init__(self, names, eig_k: int = 1):
+        unknown = [n for n in names if n not in _GROUP_OF]
+        if unknown:
+            raise ValueError(f"names must be declared in runs.SERIES, got {', '.join(unknown)}")
+        self.eig_k = validate.positive_int("eig_k", eig_k)
+        # In SERIES order whatever the order given, so that metrics.npz lists them as always.
+        self.values = {n: [] for group in SERIES.values() for n in group if n in names}
+
+    @classmethod
+    def for_config(cls, config: RunConfig) -> "Recorder":
+        """The series a run of ``config`` records: every ``when``-less one and those whose
+        predicate holds."""
+        return cls([n for group in SERIES.values() for n, (_, _, when) in group.items()
+                    if when is None or when(config)], config.eig_k)
+
+    @classmethod
+    def from_metrics(cls, metrics: dict, config: RunConfig) -> "Recorder":
+        """A recorder of ``config``'s series holding ``metrics`` (metrics.npz as loaded): a
+        series missing from it starts empty; a name SERIES does not declare is refused."""
+        unknown = sorted(set(metrics) - set(_GROUP_OF))
+        if unknown:
+            raise ValueError(f"metrics holds undeclared records: {', '.join(unknown)}")
+        rec = cls.for_config(config)
+        for name in rec.values:
+            rec.values[name] = list(metrics[name]) if name in metrics else []
+        return rec
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.values
+
+    def append(self, group: str, **values) -> None:
+        """One row of ``group`` ("step", "eig_step" or "test_step")."""
+        validate.choice("group", group, tuple(SERIES))
+        expected = {n for n in SERIES[group] if n in self.values}
+        if set(values) != expected:
+            wrong = sorted(set(values) ^ expected)
+            raise ValueError(f"{group} records take exactly {', '.join(sorted(expected))}; got or missing "
+                             f"{', '.join(wrong)} (runs.SERIES declares the names)")
+        for name, value in values.items():
+            self.values[name].append(value)
+
+    def last(self, name: str):
+        """The latest value of series ``name``."""
+        return self.values[name][-1]
+
+    def truncate(self, step: int) -> None:
+        """Keep the rows recorded before ``step`` (resuming from a checkpoint at ``step``)."""
+        for group in SERIES:
+            if group not in self.values:
+                continue
+            keep = int(np.sum(np.asarray(self.values[group]) < step))
+            for name in SERIES[group]:
+                if name in self.values:
+                    self.values[name] = self.values[name][:keep]
+
+    def arrays(self) -> dict:
+        """name -> numpy array of the declared dtype; ``eigenvalues`` has shape (n, eig_k)."""
+        out = {}
+        for name, values in self.values.items():
+            a = np.asarray(values, dtype=SERIES[_GROUP_OF[name]][name][1])
+            out[name] = a.reshape(len(values), self.eig_k) if name == "eigenvalues" else a
+        return out
+
+
 # --------------------------------------------------------------------------- results
 
 
@@ -275,11 +418,12 @@ class Run:
         return self._final
 
     def model(self, device="cpu"):
-        """The network at the final parameters (float dtype of the run)."""
-        from . import hessian, models
+        """The network at the final parameters (float dtype of the run), built as ``build``
+        builds it, without loading the data (both datasets have 3072 inputs)."""
+        from . import hessian
 
         dev = _config.device(device)
-        net = _make_net(self.config, self.n_classes, dev)
+        net = _network(self.config, self.n_classes, dev)
         hessian.set_flat_params(net, self.final_params().to(dev))
         return net
 
@@ -328,7 +472,43 @@ def load_run(path) -> Run:
 # --------------------------------------------------------------------------- training
 
 
-def _make_net(config: RunConfig, n_classes: int, device, input_dim: int = 3072):
+@dataclass(frozen=True)
+class Setup:
+    """What a run of a config trains: ``build(config)``.
+
+    net: the ``torch.nn.Module`` at theta_0 (``eosteach.models``, seeded by config.seed,
+    scaled by init_scale), in config.dtype on ``device``; it maps x (n, d) to outputs (n, c).
+    dataset: the ``eosteach.data.Dataset`` (x_train (n_train, d), y_train (n_train, c) one-hot
+    for MSE or (n_train,) class indices for CE; the test split likewise), on ``device``.
+    loss_fn: ``loss_fn(outputs, y)``, the mean loss over the examples, a 0-d tensor
+    (``eosteach.losses``). device: the ``torch.device`` all of it lives on.
+    """
+
+    net: torch.nn.Module
+    dataset: object
+    loss_fn: object
+    device: torch.device
+
+
+def build(config: RunConfig, device=None) -> Setup:
+    """The network at initialisation, the data and the loss of ``config``'s run, exactly as
+    ``train`` starts from them. device: None (config.device), "cpu", "cuda", "cuda:N" or a
+    ``torch.device``."""
+    from . import data, losses
+
+    if not isinstance(config, RunConfig):
+        raise ValueError(f"config must be a RunConfig, got {type(config).__name__}")
+    dev = _config.device(config.device if device is None else device)
+    kwargs = dict(n_train=config.n_train, classes=config.classes, loss=config.loss, device=dev,
+                  dtype=DTYPES[config.dtype])
+    if config.data == "synthetic":
+        kwargs["seed"] = config.seed
+    dataset = data.load_dataset(config.data, **kwargs)
+    net = _network(config, dataset.n_classes, dev, dataset.input_dim)
+    return Setup(net=net, dataset=dataset, loss_fn=losses.get_loss(config.loss), device=dev)
+
+
+def _network(config: RunConfig, n_classes: int, device, input_dim: int = 3072):
     from . import models
 
     net = models.make_model(
@@ -342,29 +522,15 @@ def _make_net(config: RunConfig, n_classes: int, device, input_dim: int = 3072):
     return net
 
 
-def _load_data(config: RunConfig, device):
-    from . import data
-
-    kwargs = dict(n_train=config.n_train, classes=config.classes, loss=config.loss,
-                  device=device, dtype=DTYPES[config.dtype])
-    if config.data == "synthetic":
-        kwargs["seed"] = config.seed
-    return data.load_dataset(config.data, **kwargs)
-
-
 class _Trainer:
     """The state of one run between steps, and the loop that advances it."""
 
     def __init__(self, config: RunConfig, out: Path | None):
-        from . import losses
-
         self.config, self.out = config, out
-        self.device = _config.device(config.device)
-        self.dataset = _load_data(config, self.device)
+        setup = build(config)
+        self.net, self.dataset, self.loss_fn, self.device = setup.net, setup.dataset, setup.loss_fn, setup.device
         self.x, self.y = self.dataset.x_train, self.dataset.y_train
         self.labels = self.y if self.y.ndim == 1 else self.y.argmax(dim=1)
-        self.loss_fn = losses.get_loss(config.loss)
-        self.net = _make_net(config, self.dataset.n_classes, self.device, self.dataset.input_dim)
         self.params = [p for p in self.net.parameters() if p.requires_grad]
         self.n_params = sum(p.numel() for p in self.params)
         self.theta0 = [p.detach().clone() for p in self.params]
@@ -375,21 +541,11 @@ class _Trainer:
         # Generators of their own: batches and Lanczos starts never share the global RNG.
         self.batch_gen = torch.Generator().manual_seed(config.seed)
         self.perm, self.perm_pos = None, 0
+        self.bs_gen = None if config.batch_sharpness is None else torch.Generator().manual_seed(config.seed + 2)
         self.v0 = self.v0_pre = self.workspace = None
         self.step, self.clock = 0, 0.0
         self.status, self.stop_step = "running", None
-        self.records = {k: [] for k in ("step", "loss", "accuracy", "lr", "time")}
-        self.eig = {k: [] for k in ("eig_step", "sharpness", "eigenvalues", "threshold", "distance",
-                                    "n_products")}
-        if config.opt in optim.ADAPTIVE:
-            self.eig["preconditioned_sharpness"] = []
-        if config.opt == "sgd":
-            self.eig["full_loss"], self.eig["full_accuracy"] = [], []
-        self.bs_gen = None
-        if config.batch_sharpness is not None:
-            self.eig["batch_sharpness"] = []
-            self.bs_gen = torch.Generator().manual_seed(config.seed + 2)
-        self.tests = {k: [] for k in ("test_step", "test_loss", "test_accuracy")}
+        self.rec = Recorder.for_config(config)
         self.pending = []  # (step, lr, time, loss tensor, correct tensor) not yet on the host
         self.signal = None  # set by SIGTERM / SIGINT: stop cleanly before the next step
         self.wall = 0.0
@@ -405,6 +561,15 @@ class _Trainer:
         idx = self.perm[self.perm_pos:self.perm_pos + bs].to(self.device)
         self.perm_pos += bs
         return self.x[idx], self.y[idx]
+
+    def _forward_backward(self, x, y, *, keep_graph: bool):
+        """The loss (0-d, on the device), its gradient and the number of correct predictions
+        (0-d, on the device: reading either would make the host wait for the GPU)."""
+        out = self.net(x)
+        loss = self.loss_fn(out, y)
+        grads = torch.autograd.grad(loss, self.params, create_graph=keep_graph)
+        labels = self.labels if self.config.batch_size is None else (y if y.ndim == 1 else y.argmax(dim=1))
+        return loss.detach(), grads, (out.detach().argmax(dim=1) == labels).sum()
 
     def _grad_fn(self, x, y):
         def grad_fn():
@@ -424,11 +589,7 @@ class _Trainer:
             if not math.isfinite(loss):
                 self.status, self.stop_step, ok = "diverged", step, False
                 break
-            self.records["step"].append(step)
-            self.records["loss"].append(loss)
-            self.records["accuracy"].append(correct / n)
-            self.records["lr"].append(lr)
-            self.records["time"].append(clock)
+            self.rec.append("step", step=step, loss=loss, accuracy=correct / n, lr=lr, time=clock)
         self.pending = []
         return ok
 
@@ -456,13 +617,8 @@ class _Trainer:
             diff = torch._foreach_sub(self.params, self.theta0)
             distance = float(torch.linalg.vector_norm(torch.stack(torch._foreach_norm(diff))))
         info = {"sharpness": float(values[0]), "threshold": float(self.opt.threshold()), "distance": distance}
-        self.eig["eig_step"].append(step)
-        self.eig["sharpness"].append(info["sharpness"])
-        self.eig["eigenvalues"].append(values)
-        self.eig["threshold"].append(info["threshold"])
-        self.eig["distance"].append(distance)
-        products = res.n_products
-        if "preconditioned_sharpness" in self.eig:
+        row = dict(eig_step=step, eigenvalues=values, n_products=res.n_products, **info)
+        if "preconditioned_sharpness" in self.rec:
             precond = self.opt.preconditioner()
             value = math.nan
             if precond is not None:
@@ -472,21 +628,19 @@ class _Trainer:
                                                        v0=self.v0_pre, tol=EIG_TOL, max_products=EIG_MAX_PRODUCTS,
                                                        gradient=gradient, workspace=self.workspace)
                 self.v0_pre = pre.eigenvectors.detach()
-                value, products = pre.top, products + pre.n_products
-            self.eig["preconditioned_sharpness"].append(value)
-            info["preconditioned_sharpness"] = value
-        self.eig["n_products"].append(products)
-        if "full_loss" in self.eig:
+                value = pre.top
+                row["n_products"] += pre.n_products
+            row["preconditioned_sharpness"] = info["preconditioned_sharpness"] = value
+        if "full_loss" in self.rec:
             with torch.no_grad():
                 out = self.net(self.x)
-                self.eig["full_loss"].append(float(self.loss_fn(out, self.y)))
-                self.eig["full_accuracy"].append(float((out.argmax(1) == self.labels).double().mean()))
-        if "batch_sharpness" in self.eig:
+                row["full_loss"] = float(self.loss_fn(out, self.y))
+                row["full_accuracy"] = float((out.argmax(1) == self.labels).double().mean())
+        if "batch_sharpness" in self.rec:
             b = cfg.batch_size or self.x.shape[0]
-            value = hessian.batch_sharpness(self.net, self.loss_fn, self.x, self.y, b, cfg.batch_sharpness,
-                                            generator=self.bs_gen)
-            self.eig["batch_sharpness"].append(value)
-            info["batch_sharpness"] = value
+            row["batch_sharpness"] = info["batch_sharpness"] = hessian.batch_sharpness(
+                self.net, self.loss_fn, self.x, self.y, b, cfg.batch_sharpness, generator=self.bs_gen)
+        self.rec.append("eig_step", **row)
         if cfg.opt == "flow":
             self.opt.sharpness = info["sharpness"]
         return info
@@ -496,20 +650,8 @@ class _Trainer:
         out = self.net(self.dataset.x_test)
         y = self.dataset.y_test
         labels = y if y.ndim == 1 else y.argmax(dim=1)
-        self.tests["test_step"].append(step)
-        self.tests["test_loss"].append(float(self.loss_fn(out, y)))
-        self.tests["test_accuracy"].append(float((out.argmax(1) == labels).double().mean()))
-
-    def metrics(self) -> dict:
-        out = {k: np.asarray(v, dtype=np.int64 if k == "step" else np.float64) for k, v in self.records.items()}
-        for k, v in self.eig.items():
-            if k == "eigenvalues":
-                out[k] = np.asarray(v, dtype=np.float64).reshape(len(v), self.config.eig_k)
-            else:
-                out[k] = np.asarray(v, dtype=np.int64 if k in ("eig_step", "n_products") else np.float64)
-        for k, v in self.tests.items():
-            out[k] = np.asarray(v, dtype=np.int64 if k == "test_step" else np.float64)
-        return out
+        self.rec.append("test_step", test_step=step, test_loss=float(self.loss_fn(out, y)),
+                        test_accuracy=float((out.argmax(1) == labels).double().mean()))
 
     # ---------------------------------------------------------------- files
     def info(self) -> dict:
@@ -528,7 +670,7 @@ class _Trainer:
     def save(self, *, final: bool = False) -> None:
         if self.out is None:
             return
-        files.atomic_save_npz(self.out / METRICS, **self.metrics())
+        files.atomic_save_npz(self.out / METRICS, **self.rec.arrays())
         if final:
             files.atomic_torch_save(self.out / FINAL, {"final": self.final_params()})
         files.atomic_write_json(self.out / RUN_JSON, self.info())
@@ -562,84 +704,39 @@ class _Trainer:
             self.bs_gen.set_state(state["bs_gen"])
         self.v0, self.v0_pre = _to_device(state["v0"], dev), _to_device(state["v0_pre"], dev)
         self.step, self.clock, self.wall = state["step"], state["clock"], state["wall"]
-        for group, key in ((self.records, "step"), (self.eig, "eig_step"), (self.tests, "test_step")):
-            keep = int(np.sum(metrics.get(key, np.zeros(0)) < self.step))
-            for k in group:
-                group[k] = list(metrics[k][:keep]) if k in metrics else []
+        # metrics.npz may run ahead of the checkpoint (rewritten since): the steps after it are redone.
+        self.rec = Recorder.from_metrics(metrics, self.config)
+        self.rec.truncate(self.step)
 
     # ---------------------------------------------------------------- the loop
-    def _checkpoint_due(self, steps_since: int, seconds_since: float) -> bool:
-        every = self.config.checkpoint_every
-        if self.out is None or every == 0:
-            return False
-        if every is None:
-            return steps_since >= CHECKPOINT_STEPS or seconds_since >= CHECKPOINT_SECONDS
-        return self.step % every == 0
-
     def run(self, *, progress: bool, callback) -> None:
         cfg = self.config
-        sync_every = 1 if (self.device.type != "cuda" or callback is not None) else SYNC_EVERY_CUDA
-        bar = None
-        if progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=cfg.steps, initial=self.step, desc=cfg.label(), mininterval=0.5,
-                       file=sys.stderr, dynamic_ncols=True)
-        postfix = {}
-        started = time.perf_counter()
-        start_step = last_checkpoint = self.step
-        checkpoint_clock = time.monotonic()
+        self._start(progress, callback)
         try:
             while self.step < cfg.steps:
+                if (self.signal is not None or self._checkpoint_due()) and not self._checkpoint_or_stop():
+                    break
                 step = self.step
-                if self.signal is not None or (step > start_step and self._checkpoint_due(
-                        step - last_checkpoint, time.monotonic() - checkpoint_clock)):
-                    self._flush()
-                    self.wall += time.perf_counter() - started
-                    started = time.perf_counter()
-                    if self.out is not None:
-                        self.checkpoint()
-                    last_checkpoint, checkpoint_clock = step, time.monotonic()
-                    if self.signal is not None:
-                        self.status = "interrupted"
-                        raise Interrupted(self.signal)
                 lr = self.opt.lr = self.schedule(step)
                 x, y = self._batch()
-                out = self.net(x)
-                loss = self.loss_fn(out, y)
                 tracking = cfg.eig_every is not None and step % cfg.eig_every == 0
                 # At a full-batch tracking step, the sharpness is measured at these very
                 # parameters on this very batch: keep the gradient's graph for the Hessian
                 # products (one forward and one backward pass fewer per tracking point).
                 # The gradient's values are the same either way.
                 reuse = tracking and cfg.batch_size is None
-                grads = torch.autograd.grad(loss, self.params, create_graph=reuse)
-                labels = self.labels if cfg.batch_size is None else (y if y.ndim == 1 else y.argmax(dim=1))
-                correct = (out.detach().argmax(dim=1) == labels).sum()
-                self.pending.append((step, lr, self.clock, loss.detach(), correct))
-
-                if tracking or len(self.pending) >= sync_every or step == cfg.steps - 1:
-                    if not self._flush():
-                        break
-                    info = {"step": step, "loss": self.records["loss"][-1], "accuracy": self.records["accuracy"][-1]}
-                    if tracking:
-                        info.update(self._track(step, grads if reuse else None))
-                        postfix = {"S": f"{info['sharpness']:.4g}", "thr": f"{info['threshold']:.4g}"}
-                    if cfg.test_every and step % cfg.test_every == 0:
-                        self._test(step)
-                    if bar is not None:
-                        bar.set_postfix(loss=f"{info['loss']:.4g}", **postfix, refresh=False)
-                        bar.update(step + 1 - bar.n)
-                    if callback is not None:
-                        info["lr"] = lr
-                        callback(info)
-                    if (cfg.loss_goal is not None and info["loss"] <= cfg.loss_goal) or (
-                        cfg.acc_goal is not None and info["accuracy"] >= cfg.acc_goal
-                    ):
-                        self.status, self.stop_step = "goal_reached", step
-                        break
-                elif cfg.test_every and step % cfg.test_every == 0:
+                loss, grads, correct = self._forward_backward(x, y, keep_graph=reuse)
+                self.pending.append((step, lr, self.clock, loss, correct))
+                # Stop rules read the loss on the host: only at the sync points.
+                synced = tracking or len(self.pending) >= self.sync_every or step == cfg.steps - 1
+                if synced and not self._flush():
+                    break
+                measured = self._track(step, grads if reuse else None) if tracking else {}
+                if cfg.test_every and step % cfg.test_every == 0:
                     self._test(step)
+                if synced and self._report(step, lr, measured, callback):
+                    self.status, self.stop_step = "goal_reached", step
+                    break
                 if reuse:
                     grads = tuple(g.detach() for g in grads)  # frees the graph
                 self.opt.step(grads, self._grad_fn(x, y))
@@ -654,16 +751,72 @@ class _Trainer:
         except BaseException:
             self.status = "interrupted"
             self.pending = []
-            self.wall += time.perf_counter() - started
+            self._clock_wall()
             self.save()
             raise
         finally:
-            if bar is not None:
-                bar.close()
+            if self.bar is not None:
+                self.bar.close()
         if self.status == "diverged":
             self.step = self.stop_step
-        self.wall += time.perf_counter() - started
+        self._clock_wall()
         self.save(final=True)
+
+    def _start(self, progress: bool, callback) -> None:
+        # A callback sees every step, so every step is a sync point; otherwise the GPU runs
+        # ahead of Python by up to SYNC_EVERY_CUDA steps.
+        self.sync_every = 1 if (self.device.type != "cuda" or callback is not None) else SYNC_EVERY_CUDA
+        self.bar, self.postfix = None, {}
+        if progress:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.config.steps, initial=self.step, desc=self.config.label(), mininterval=0.5,
+                            file=sys.stderr, dynamic_ncols=True)
+        self.started = time.perf_counter()
+        self.start_step = self.last_checkpoint = self.step
+        self.checkpoint_clock = time.monotonic()
+
+    def _clock_wall(self) -> None:
+        now = time.perf_counter()
+        self.wall, self.started = self.wall + now - self.started, now
+
+    def _checkpoint_due(self) -> bool:
+        every = self.config.checkpoint_every
+        if self.out is None or every == 0 or self.step == self.start_step:
+            return False
+        if every is None:
+            return (self.step - self.last_checkpoint >= CHECKPOINT_STEPS
+                    or time.monotonic() - self.checkpoint_clock >= CHECKPOINT_SECONDS)
+        return self.step % every == 0
+
+    def _checkpoint_or_stop(self) -> bool:
+        """Checkpoint before the step (when the run has a folder); after a signal, end the run.
+        False when the losses still pending (CUDA) show a divergence: the run ends there, with
+        no checkpoint of non-finite parameters."""
+        if not self._flush():
+            return False
+        self._clock_wall()
+        if self.out is not None:
+            self.checkpoint()
+        self.last_checkpoint, self.checkpoint_clock = self.step, time.monotonic()
+        if self.signal is not None:
+            self.status = "interrupted"
+            raise Interrupted(self.signal)
+        return True
+
+    def _report(self, step: int, lr: float, measured: dict, callback) -> bool:
+        """Show the step on the bar and to the callback; True if a goal is reached."""
+        cfg = self.config
+        info = {"step": step, "loss": self.rec.last("loss"), "accuracy": self.rec.last("accuracy"), **measured}
+        if measured:
+            self.postfix = {"S": f"{info['sharpness']:.4g}", "thr": f"{info['threshold']:.4g}"}
+        if self.bar is not None:
+            self.bar.set_postfix(loss=f"{info['loss']:.4g}", **self.postfix, refresh=False)
+            self.bar.update(step + 1 - self.bar.n)
+        if callback is not None:
+            callback({**info, "lr": lr})
+        return (cfg.loss_goal is not None and info["loss"] <= cfg.loss_goal) or (
+            cfg.acc_goal is not None and info["accuracy"] >= cfg.acc_goal)
 
 
 class _stop_on_signals:
@@ -715,7 +868,7 @@ def _map_tensors(obj, fn):
 def _run(trainer: _Trainer, progress: bool, callback) -> Run:
     with _stop_on_signals(trainer):
         trainer.run(progress=progress, callback=callback)
-    return Run(config=trainer.config, status=trainer.status, metrics=trainer.metrics(), path=trainer.out,
+    return Run(config=trainer.config, status=trainer.status, metrics=trainer.rec.arrays(), path=trainer.out,
                info=trainer.info(), _final=trainer.final_params())
 
 

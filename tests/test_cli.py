@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from eosteach import cli, runs
+from eosteach import cli, plotting, runs
 
 SMALL = ["--data", "synthetic", "--n-train", "40", "--width", "8", "--device", "cpu", "--lr", "0.1",
          "--eig-every", "5", "--no-progress"]
@@ -136,7 +136,7 @@ def test_plot_a_sweep_folder_draws_every_run_in_figure_1_form(tmp_path, capsys):
     folders = cli._run_folders([sweep])
     assert [p.name for p in folders] == ["lr0.05", "lr0.1"]
     ax_loss, ax_sharp = Figure().subplots(1, 2)
-    cli.plot_runs([runs.load_run(p) for p in folders], ax_loss, ax_sharp)
+    plotting.loss_and_sharpness(ax_loss, ax_sharp, [runs.load_run(p) for p in folders])
     assert ax_loss.get_yscale() == "log" and len(ax_loss.get_lines()) == 2
     solid = [ln for ln in ax_sharp.get_lines() if ln.get_linestyle() == "-"]
     dashed = [ln for ln in ax_sharp.get_lines() if ln.get_linestyle() == "--"]

@@ -70,6 +70,6 @@ def test_progressive_sharpening_then_edge_of_stability(cifar_root, monkeypatch):
 
     # Independent check at the final parameters (scipy eigsh over autograd products).
     net = run.model()
-    data = runs._load_data(run.config, torch.device("cpu"))
+    data = runs.build(run.config, "cpu").dataset
     final = top_eigenvalue_eigsh(net, data.x_train, data.y_train) / threshold
     assert 0.9 <= final <= 1.25, f"final sharpness {final:.3f} x 2/eta (eigsh)"

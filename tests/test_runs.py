@@ -48,7 +48,7 @@ def test_tracked_values_against_independent_computations():
     short = runs.train(tiny(steps=10, eig_every=10, dtype="float64"), progress=False)
     assert np.array_equal(long.metrics["loss"][:10], short.metrics["loss"])
     net = short.model()
-    data = runs._load_data(short.config, torch.device("cpu"))
+    data = runs.build(short.config, "cpu").dataset
     x, y = data.x_train, data.y_train
     params = list(net.parameters())
 
@@ -120,7 +120,7 @@ def test_full_batch_tracking_builds_no_gradient_graph_of_its_own(monkeypatch):
     run = runs.train(tiny(steps=11, eig_every=10, dtype="float64"), progress=False)
     assert built == []
     net = runs.train(tiny(steps=10, eig_every=10, dtype="float64"), progress=False).model()
-    data = runs._load_data(run.config, torch.device("cpu"))
+    data = runs.build(run.config, "cpu").dataset
     v0 = torch.randn(run.final_params().numel(), generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     own = hessian.sharpness(net, losses.mse, data.x_train, data.y_train, v0=v0, tol=1e-10)
     assert built == [1]
@@ -266,9 +266,9 @@ def test_recorded_batch_sharpness_equals_the_library_at_those_parameters():
     config = tiny(dtype="float64", opt="sgd", batch_size=16, batch_sharpness=4)
     long = runs.train(config, progress=False)
     short = runs.train(runs.RunConfig.from_dict({**config.to_dict(), "steps": 10}), progress=False)
-    data = runs._load_data(config, torch.device("cpu"))
+    setup = runs.build(config, "cpu")
+    data, init = setup.dataset, setup.net
     gen = torch.Generator().manual_seed(config.seed + 2)
-    init = runs._make_net(config, data.n_classes, torch.device("cpu"), data.input_dim)
     first = hessian.batch_sharpness(init, losses.mse, data.x_train, data.y_train, 16, 4, generator=gen)
     assert long.metrics["batch_sharpness"][0] == pytest.approx(first, rel=1e-12)
     for _ in range(4):  # the step-5 record's draws
@@ -302,3 +302,82 @@ def test_resume_with_batch_sharpness_is_bit_for_bit(tmp_path):
 def test_bad_batch_sharpness_settings_name_the_parameter(changes, word):
     with pytest.raises(ValueError, match=word):
         tiny(**changes)
+
+
+# --- build, the recorder and its schema --------------------------------------------------------
+
+
+def test_build_gives_what_train_starts_from():
+    config = tiny(dtype="float64", init_scale=0.5)
+    setup = runs.build(config, "cpu")
+    assert setup.device == torch.device("cpu") and setup.loss_fn is losses.get_loss("mse")
+    assert setup.dataset.x_train.shape == (48, setup.dataset.input_dim) and setup.dataset.synthetic
+    assert next(setup.net.parameters()).dtype == torch.float64
+    theta0 = runs.train(runs.RunConfig.from_dict({**config.to_dict(), "steps": 1, "eig_every": None}),
+                        progress=False).metrics
+    with torch.no_grad():
+        assert float(setup.loss_fn(setup.net(setup.dataset.x_train), setup.dataset.y_train)) == theta0["loss"][0]
+    with pytest.raises(ValueError, match="config"):
+        runs.build(config.to_dict())
+
+
+def test_recorder_keeps_the_declared_series_only():
+    rec = runs.Recorder.for_config(tiny(eig_k=2))
+    assert "preconditioned_sharpness" not in rec and "full_loss" not in rec and "n_products" in rec
+    rec.append("step", step=0, loss=1.0, accuracy=0.5, lr=0.1, time=0.0)
+    with pytest.raises(ValueError, match="sharpnes"):  # a misspelt name
+        rec.append("step", step=1, loss=1.0, accuracy=0.5, lr=0.1, time=0.1, sharpnes=3.0)
+    with pytest.raises(ValueError, match="time"):  # a missing one
+        rec.append("step", step=1, loss=1.0, accuracy=0.5, lr=0.1)
+    with pytest.raises(ValueError, match="full_loss"):  # declared, but not recorded by a gd run
+        rec.append("eig_step", eig_step=0, sharpness=1.0, eigenvalues=np.ones(2), threshold=20.0, distance=0.0,
+                   n_products=5, full_loss=1.0)
+    with pytest.raises(ValueError, match="group"):
+        rec.append("epoch", epoch=0)
+    with pytest.raises(ValueError, match="SERIES"):
+        runs.Recorder(["step", "epoch"])
+    a = rec.arrays()
+    assert a["step"].dtype == np.int64 and a["loss"].dtype == np.float64 and a["n_products"].dtype == np.int64
+    assert a["eigenvalues"].shape == (0, 2) and a["test_step"].shape == (0,)
+
+
+def test_recorder_round_trip_and_truncate_for_resume():
+    run = runs.train(tiny(test_every=10, eig_k=2), progress=False)
+    rec = runs.Recorder.from_metrics(run.metrics, run.config)
+    assert_same_metrics(rec.arrays(), run.metrics)
+    assert list(rec.arrays()) == list(run.metrics)  # the order of metrics.npz
+    rec.truncate(12)
+    a = rec.arrays()
+    assert np.array_equal(a["step"], np.arange(12)) and np.array_equal(a["eig_step"], [0, 5, 10])
+    assert np.array_equal(a["test_step"], [0, 10]) and a["eigenvalues"].shape == (3, 2)
+    with pytest.raises(ValueError, match="undeclared"):
+        runs.Recorder.from_metrics({**run.metrics, "extra": np.zeros(3)}, run.config)
+
+
+def test_series_and_module_docstring_agree():
+    import textwrap
+
+    assert textwrap.indent(runs.records_table(), "    ") in runs.__doc__
+    for changes in (dict(), dict(opt="adam", lr=0.01), dict(opt="sgd", batch_size=16, batch_sharpness=2)):
+        config = tiny(test_every=10, **changes)
+        assert list(runs.train(config, progress=False).metrics) == list(runs.Recorder.for_config(config).values)
+
+
+def test_a_divergence_found_at_a_checkpoint_ends_the_run(tmp_path, monkeypatch):
+    """On CUDA losses reach the host in blocks (SYNC_EVERY_CUDA); a block that a checkpoint
+    flushes and that holds a non-finite loss must end the run there as "diverged", not train
+    on. Simulated on the CPU by syncing every 25 steps and checkpointing every 5."""
+    start = runs._Trainer._start
+
+    def blocks_of_25(self, progress, callback):
+        start(self, progress, callback)
+        self.sync_every = 25
+
+    monkeypatch.setattr(runs._Trainer, "_start", blocks_of_25)
+    config = runs.RunConfig(data="synthetic", n_train=40, width=8, steps=200, eig_every=None, lr=50.0,
+                            checkpoint_every=5)
+    run = runs.train(config, out=tmp_path / "run", progress=False)
+    assert run.status == "diverged"
+    stop = run.info["stop_step"]
+    assert stop < 25, stop  # found at a checkpoint, before the first block of 25 was full
+    assert run.metrics["step"][-1] == stop - 1 and np.isfinite(run.metrics["loss"]).all()

@@ -82,6 +82,7 @@ def test_launcher_trains_live_and_caches(runs_dir):
     base = tiny_config()
     w = training.training_launcher(base, refresh_every=5)
     before = w.view.png
+    artists = [list(ax.get_lines()) for ax in w.view.axes]
     calls = []
     original = w.view.refresh
 
@@ -98,6 +99,13 @@ def test_launcher_trains_live_and_caches(runs_dir):
     assert run.status == "finished" and len(calls) >= 5  # live: refreshed during the run
     assert w.progress.value == w.progress.max == 30
     assert w.view.png != before
+    # drawn in place: the same figure and lines, now holding the run (loss, sharpness, threshold)
+    assert [list(ax.get_lines()) for ax in w.view.axes] == artists
+    loss_line, s_line, thr_line = artists[0][0], artists[1][0], artists[1][1]
+    assert np.array_equal(loss_line.get_xdata(), run.metrics["step"])
+    assert np.array_equal(s_line.get_ydata(), run.metrics["sharpness"])
+    assert thr_line.get_linestyle() == "--" and thr_line.get_color() == s_line.get_color()
+    assert thr_line.get_ydata()[0] == pytest.approx(2 / 0.05)
     assert w.config() == run.config and runs.cache_path(run.config).is_dir()
     assert "largest S / threshold" in w.message.value
 

@@ -29,13 +29,14 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import ipywidgets as widgets
 import numpy as np
 import torch
 
 from .. import config as _config
-from .. import hessian, models, optim, runs, validate
+from .. import hessian, models, optim, plotting, runs, validate
 from ..plotting import COLORS, threshold_line
 from .base import FigureView
 
@@ -317,16 +318,8 @@ def training_launcher(base: runs.RunConfig | None = None, *, refresh_every: int 
     message = widgets.HTML("Choose the settings and press <b>Train</b>.")
     view = FigureView(1, 2, figsize=(11, 4.2))
     ax_loss, ax_s = view.axes
-    (loss_line,) = ax_loss.plot([], [], color=COLORS["gd"], linewidth=1.2, label="train loss")
-    (s_line,) = ax_s.plot([], [], "-o", ms=3, color=COLORS["gd"], label=r"sharpness $S$")
-    (thr_line,) = ax_s.plot([], [], "--", color=COLORS["threshold"], linewidth=1.5, label="threshold")
-    ax_loss.set_yscale("log")
-    ax_loss.set_xlabel("step")
-    ax_loss.set_ylabel("train loss (MSE)")
-    ax_s.set_xlabel("step")
-    ax_s.set_ylabel(r"sharpness $\lambda_{\max}(H)$")
-    ax_loss.legend(loc="upper right")
-    ax_s.legend(loc="lower right")
+    empty = {"step": [], "loss": [], "eig_step": [], "sharpness": [], "threshold": []}
+    lines = plotting.loss_and_sharpness(ax_loss, ax_s, [empty])
     box = widgets.VBox([
         widgets.HBox([widgets.VBox([controls["eta"], controls["opt"], controls["momentum"]]),
                       widgets.VBox([controls["arch"], controls["steps"], controls["train"]])]),
@@ -344,30 +337,22 @@ def training_launcher(base: runs.RunConfig | None = None, *, refresh_every: int 
             settings["width"] = models.DEFAULT_WIDTH[family]
         return runs.RunConfig.from_dict(settings)
 
-    def draw(steps, losses, eig_steps, sharp, thr, total, title):
-        loss_line.set_data(steps, _masked(losses))
-        s_line.set_data(eig_steps, sharp)
-        thr_line.set_data(eig_steps, thr)
-        color = COLORS.get(controls["opt"].value, COLORS["gd"])
-        loss_line.set_color(color)
-        s_line.set_color(color)
+    def draw(records, total, title):
+        # The same artists every time: the picture changes in place, no new figure.
+        shown = SimpleNamespace(metrics={**records, "loss": _masked(records["loss"])},
+                                info={"synthetic": base.data == "synthetic"})
+        plotting.update_loss_and_sharpness(lines, [shown], labels=[title],
+                                           colors=[COLORS.get(controls["opt"].value, COLORS["gd"])])
         ax_loss.set_xlim(0, max(total, 1))
         ax_s.set_xlim(0, max(total, 1))
-        finite = _masked(losses)
-        if len(finite):
-            ax_loss.set_ylim(max(finite.min() / 1.5, 1e-6), finite.max() * 1.5)
-        values = np.concatenate([np.asarray(sharp, float), np.asarray(thr, float)])
-        values = values[np.isfinite(values)]
-        if values.size:
-            ax_s.set_ylim(0, values.max() * 1.15)
         ax_loss.set_title(title)
-        ax_s.set_title("sharpness and the method's threshold")
+        ax_s.set_title("sharpness and the method's threshold (dashed)")
         view.refresh()
 
     def launch():
         cfg = config()
         progress.max, progress.value = cfg.steps, 0
-        rec = {"step": [], "loss": [], "eig_step": [], "sharpness": [], "threshold": []}
+        rec = {name: [] for name in empty}
         title = f"{OPT_LABELS[cfg.opt]}, eta={cfg.lr:.4g}" + (f", b={cfg.momentum:g}" if cfg.opt != "gd" else "")
         message.value = f"training {cfg.label()} ..."
 
@@ -380,12 +365,11 @@ def training_launcher(base: runs.RunConfig | None = None, *, refresh_every: int 
                 rec["threshold"].append(info["threshold"])
             progress.value = min(info["step"] + 1, cfg.steps)
             if info["step"] % refresh_every == 0 or "sharpness" in info:
-                draw(rec["step"], rec["loss"], rec["eig_step"], rec["sharpness"], rec["threshold"], cfg.steps,
-                     title)
+                draw(rec, cfg.steps, title)
 
         run = runs.cached_run(cfg, progress=False, callback=callback)
         m = run.metrics
-        draw(m["step"], m["loss"], m["eig_step"], m["sharpness"], m["threshold"], cfg.steps, title)
+        draw(m, cfg.steps, title)
         progress.value = cfg.steps
         if run.status == "diverged":
             message.value = (f"<b>diverged</b> at step {run.info.get('stop_step')}: the loss stopped being "
@@ -405,7 +389,7 @@ def training_launcher(base: runs.RunConfig | None = None, *, refresh_every: int 
 
     controls["opt"].observe(toggle, names="value")
     toggle()
-    draw([], [], [], [], [], base.steps, "press Train")
+    draw(empty, base.steps, "press Train")
     box.controls, box.view, box.progress, box.message = controls, view, progress, message
     box.config, box.launch = config, launch
     return box
