@@ -18,10 +18,13 @@ word                          band
 ``reaches``                   max(values) >= 0.95 x level
 ``starts_below``              values[0] <= 0.95 x level
 ``rises_to``                  starts_below and reaches
-``hovers_at``                 after the first value >= 0.95 x level: median in [0.95, 1.15] x level
-                              and 10th-90th percentiles in [0.85, 1.3] x level. Cohen et al. (2021):
-                              "hovers right at, or just above, 2/eta". A smooth settle at 0.91 x, or a
-                              plateau at 1.2 x, is not hovering.
+``hovers_at``                 on the values after the first peak that follows the arrival (the first
+                              value >= 0.95 x level), i.e. without the rest of the rise and the first
+                              overshoot: median in [0.95, 1.15] x level, 10th-90th percentiles in
+                              [0.9, 1.25] x level, and no trend (the medians of the two halves within
+                              0.05 x level). Cohen et al. (2021): "hovers right at, or just above,
+                              2/eta". A smooth settle at 0.91 x, a plateau at 1.2 x, or a curve that
+                              keeps rising through the level (gradient flow) is not hovering.
 ``settles_at``                the last third of the values within (1 +- rel) x level (rel = 0.05)
 ``settles_below``             the last half of the values all strictly below the level
 ``stays_below``               every value strictly below the level
@@ -50,7 +53,8 @@ from . import validate
 
 REACH = 0.95
 HOVER_MEDIAN = (0.95, 1.15)
-HOVER_SPREAD = (0.85, 1.3)
+HOVER_SPREAD = (0.9, 1.25)
+HOVER_TREND = 0.05
 
 
 @dataclass
@@ -138,26 +142,42 @@ def rises_to(values, level, text=None) -> Claim:
                  {"first / level": s[0] / lv, "max / level": s.max() / lv})
 
 
+def _first_peak(s: np.ndarray, start: int) -> int:
+    """Index of the first value from ``start`` on that is not below the next one (the top of
+    the first overshoot), or the last index when the series rises to its end."""
+    for i in range(start, s.size - 1):
+        if s[i] >= s[i + 1]:
+            return i
+    return s.size - 1
+
+
 def hovers_at(values, level, text=None, min_points: int = 5) -> Claim:
     """Hovers right at, or just above, the level (Cohen et al. 2021).
 
-    Judged on the values from the first one >= 0.95 x level on: their median lies in
-    [0.95, 1.15] x level and their 10th and 90th percentiles in [0.85, 1.3] x level. At
-    least ``min_points`` values must follow the arrival, else the claim fails (too short to
-    tell)."""
+    Judged on the settled part: the values after the first peak that follows the arrival
+    (the first value >= 0.95 x level), so that the rest of the rise and the first overshoot
+    are left out. There, the median lies in [0.95, 1.15] x level, the 10th and 90th
+    percentiles in [0.9, 1.25] x level, and the series has no trend: the medians of its
+    first and second halves differ by at most 0.05 x level (a curve that keeps sharpening
+    through the level, as gradient flow does, is not hovering). At least ``min_points``
+    values must be in the settled part, else the claim fails (too short to tell)."""
     s, lv = _series("values", values), _level("level", level)
-    band = (f"after reaching {REACH} x level: median in [{HOVER_MEDIAN[0]}, {HOVER_MEDIAN[1]}] x, "
-            f"10-90% in [{HOVER_SPREAD[0]}, {HOVER_SPREAD[1]}] x")
-    start = first_reach(s, lv)
+    band = (f"after the first peak past {REACH} x level: median in [{HOVER_MEDIAN[0]}, {HOVER_MEDIAN[1]}] x, "
+            f"10-90% in [{HOVER_SPREAD[0]}, {HOVER_SPREAD[1]}] x, halves' medians within {HOVER_TREND} x")
+    arrival = first_reach(s, lv)
+    start = None if arrival is None else _first_peak(s, arrival) + 1
     if start is None or s.size - start < min_points:
         return Claim(_text(text, "hovers at the level"), False, band,
-                     {"max / level": s.max() / lv, "points after arrival": 0 if start is None else s.size - start})
+                     {"max / level": s.max() / lv, "points settled": 0 if start is None else s.size - start})
     tail = s[start:] / lv
     med, p10, p90 = np.median(tail), np.percentile(tail, 10), np.percentile(tail, 90)
-    ok = bool(HOVER_MEDIAN[0] <= med <= HOVER_MEDIAN[1] and p10 >= HOVER_SPREAD[0] and p90 <= HOVER_SPREAD[1])
+    half = tail.size // 2
+    trend = np.median(tail[half:]) - np.median(tail[:half])
+    ok = bool(HOVER_MEDIAN[0] <= med <= HOVER_MEDIAN[1] and p10 >= HOVER_SPREAD[0] and p90 <= HOVER_SPREAD[1]
+              and abs(trend) <= HOVER_TREND)
     return Claim(_text(text, "hovers at the level"), ok, band,
-                 {"median / level": med, "p10 / level": p10, "p90 / level": p90, "from index": start,
-                  "points": tail.size})
+                 {"median / level": med, "p10 / level": p10, "p90 / level": p90, "trend / level": trend,
+                  "from index": start, "points": tail.size})
 
 
 def settles_at(values, level, rel: float = 0.05, text=None) -> Claim:

@@ -49,6 +49,26 @@ def test_hovering_needs_to_arrive_and_stay_long_enough():
     assert not claims.hovers_at(np.concatenate([np.linspace(10, 80, 50), [100, 101]]), LEVEL)  # too short
 
 
+def test_sharpening_through_the_level_is_not_hovering():
+    # gradient flow in lesson 3: rises smoothly from 0.82 x to 1.29 x (median after arrival 1.14 x)
+    s = np.linspace(82, 129, 40)
+    c = claims.hovers_at(s, LEVEL)
+    assert not c
+    # and a slow drift upwards through the band after an overshoot is not hovering either
+    drift = np.concatenate([np.linspace(60, 118, 20), [92, 100], np.linspace(98, 112, 30)])
+    c = claims.hovers_at(drift, LEVEL)
+    assert not c and c.measured["trend / level"] > claims.HOVER_TREND
+
+
+def test_the_overshoot_is_left_out_of_the_hover_window():
+    # the edge of stability: a rise, an overshoot to 1.25 x, a dip to 0.88 x, then hovering at 1.02 x
+    settled = LEVEL * (1.02 + 0.02 * np.sin(1.7 * np.arange(40)))
+    s = np.concatenate([np.linspace(60, 125, 25), [104, 88], settled])
+    c = claims.hovers_at(s, LEVEL)
+    assert c and c.measured["from index"] == 25  # just after the peak at index 24
+    assert c.measured["median / level"] == pytest.approx(np.median(np.concatenate([[1.04, 0.88], settled / LEVEL])))
+
+
 def test_116_is_not_below():
     # mini-batch SGD in the old lesson 7: ends at 1.16 x 2/eta
     s = np.concatenate([np.linspace(40, 110, 30), LEVEL * (1.16 + 0.02 * np.sin(np.arange(30)))])
