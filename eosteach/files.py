@@ -39,10 +39,11 @@ def atomic_write_json(path, obj) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
-def atomic_save_npz(path, **arrays) -> Path:
-    """``np.savez`` to ``path`` atomically (the file name is kept exactly as given)."""
+def atomic_save_npz(path, *, compressed: bool = False, **arrays) -> Path:
+    """``np.savez`` (``np.savez_compressed`` with ``compressed=True``) to ``path`` atomically
+    (the file name is kept exactly as given)."""
     buf = io.BytesIO()
-    np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+    (np.savez_compressed if compressed else np.savez)(buf, **{k: np.asarray(v) for k, v in arrays.items()})
     return atomic_write_bytes(path, buf.getvalue())
 
 
