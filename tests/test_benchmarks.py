@@ -37,3 +37,10 @@ def test_sharpness_benchmark_last_line(capsys, cifar_root):
     match = re.fullmatch(pattern, line)
     assert match, line
     assert float(match.group(5)) < 1e-3  # the engine's sharpness agrees with the float64 reference
+
+
+def test_sweep_benchmark_last_line(capsys):
+    """Both arms (sequential, and eosteach.sweeps on a LocalCluster) at a tiny scale."""
+    assert load("sweep").main(["--data", "synthetic", "--n-train", "40", "--steps", "10", "--workers", "2"]) == 0
+    line = last_line(capsys)
+    assert re.fullmatch(rf"sweep-benchmark: sequential_s=({NUMBER}) sweep_s=({NUMBER}) speedup=({NUMBER})", line), line
