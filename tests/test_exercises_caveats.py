@@ -12,7 +12,7 @@ from eosteach import hessian, minimalist
 from eosteach.exercises import caveats as ex
 
 
-def stub(*args):
+def stub(*args, **kwargs):
     raise NotImplementedError("not done yet")
 
 
@@ -53,7 +53,7 @@ def test_gradient_curvature_stub_is_not_attempted(capsys):
     (lambda m, f, x, y: float((lambda g, hg: hg.norm() / g.norm())(*_parts(m, f, x, y))), "||H g|| / ||g||"),
     (lambda m, f, x, y: hessian.sharpness(m, f, x, y, tol=1e-12, max_products=200).top, "largest eigenvalue"),
     (lambda m, f, x, y: float((lambda g, hg: g @ g)(*_parts(m, f, x, y))), "squared gradient norm"),
-    (lambda *a: 2 * good_curvature(*a), "twice too large"),
+    (lambda *a: 2 * good_curvature(*a), "both copies of g attached"),
     (lambda *a: 0.5 * good_curvature(*a), "half the answer"),
     (lambda *a: -good_curvature(*a), "sign"),
     (lambda m, f, x, y: x.shape[0] * good_curvature(m, f, x, y), "SUMMED"),
@@ -78,6 +78,122 @@ def test_gradient_curvature_catches_a_step_and_a_vector(capsys):
     assert result is False and "return one number" in out
     result, out = verdict(ex.check_gradient_curvature, lambda *a: 1 / 0, capsys)
     assert result is False and "ZeroDivisionError" in out
+
+
+def test_gradient_curvature_undetached_double_product_is_named(capsys):
+    """The likely source of a factor 2: differentiating g . g with both copies on the graph."""
+    def undetached(model, loss_fn, x, y):
+        params = list(model.parameters())
+        grads = torch.autograd.grad(loss_fn(model(x), y), params, create_graph=True)
+        g = torch.cat([t.reshape(-1) for t in grads])
+        hg = torch.cat([t.reshape(-1) for t in torch.autograd.grad(g @ g, params)])  # = 2 H g
+        g = g.detach()
+        return float(g @ hg / (g @ g))
+
+    result, out = verdict(ex.check_gradient_curvature, undetached, capsys)
+    assert result is False and "detach one copy" in out
+
+
+# --------------------------------------------------------------------------- batch sharpness
+
+
+def good_batch_sharpness(model, loss_fn, x, y, batch_size, n_batches, generator):
+    values = []
+    for _ in range(n_batches):
+        idx = torch.randperm(x.shape[0], generator=generator)[:batch_size]
+        values.append(hessian.gradient_curvature(model, loss_fn, x[idx], y[idx]))
+    return float(np.mean(values))
+
+
+def _batch_parts(model, loss_fn, x, y, batch_size, n_batches, generator, replace=False):
+    out = []
+    for _ in range(n_batches):
+        if replace:
+            idx = torch.randint(0, x.shape[0], (batch_size,), generator=generator)
+        else:
+            idx = torch.randperm(x.shape[0], generator=generator)[:batch_size]
+        out.append((idx, *_parts(model, loss_fn, x[idx], y[idx])))
+    return out
+
+
+def _ratio_of_means(model, loss_fn, x, y, b, k, generator):
+    parts = _batch_parts(model, loss_fn, x, y, b, k, generator)
+    return float(sum(g @ hg for _, g, hg in parts) / sum(g @ g for _, g, _ in parts))
+
+
+def _full_gradient(model, loss_fn, x, y, b, k, generator):
+    _, g_full = hessian.flat_grad(model, loss_fn, x, y)
+    vals = [float(g_full @ hessian.hvp(model, loss_fn, x[idx], y[idx], g_full) / (g_full @ g_full))
+            for idx, _, _ in _batch_parts(model, loss_fn, x, y, b, k, generator)]
+    return float(np.mean(vals))
+
+
+def _top_eigenvalue(model, loss_fn, x, y, b, k, generator):
+    vals = [hessian.sharpness(model, loss_fn, x[idx], y[idx], tol=1e-12, max_products=200).top
+            for idx, _, _ in _batch_parts(model, loss_fn, x, y, b, k, generator)]
+    return float(np.mean(vals))
+
+
+def _with_replacement(model, loss_fn, x, y, b, k, generator):
+    parts = _batch_parts(model, loss_fn, x, y, b, k, generator, replace=True)
+    return float(np.mean([float(g @ hg / (g @ g)) for _, g, hg in parts]))
+
+
+def _global_rng(model, loss_fn, x, y, b, k, generator):
+    torch.manual_seed(1234)
+    return good_batch_sharpness(model, loss_fn, x, y, b, k, None)
+
+
+def _wrong_size(model, loss_fn, x, y, b, k, generator):
+    return good_batch_sharpness(model, loss_fn, x, y, max(1, b - 1), k, generator)
+
+
+def test_batch_sharpness_right_answers_pass(capsys):
+    assert verdict(ex.check_batch_sharpness, good_batch_sharpness, capsys)[0] is True
+    assert verdict(ex.check_batch_sharpness, hessian.batch_sharpness, capsys)[0] is True
+
+
+def test_batch_sharpness_reference_is_the_library_with_the_same_generator():
+    net, loss_fn, x, y = ex._batch_problem()
+    for b, k, seed in ((4, 6, 11), (7, 5, 12), (12, 3, 13)):
+        parts = [ex._dense_reference(net, loss_fn, x[i], y[i]) for i in ex._batches(12, b, k, seed)]
+        dense = float(np.mean([float(g @ H @ g) / float(g @ g) for g, H in parts]))
+        library = hessian.batch_sharpness(net, loss_fn, x, y, b, k, generator=torch.Generator().manual_seed(seed))
+        assert np.isclose(dense, library, rtol=1e-9)
+
+
+def test_batch_sharpness_stub_is_not_attempted(capsys):
+    result, out = verdict(ex.check_batch_sharpness, stub, capsys)
+    assert result is None and "Not attempted yet" in out and "eosteach.hessian.batch_sharpness" in out
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (_ratio_of_means, "ratio of means"),
+    (_full_gradient, "full-batch gradient"),
+    (_top_eigenvalue, "top eigenvalue of the batch Hessians"),
+    (_with_replacement, "WITHOUT replacement"),
+    (lambda *a, **kw: 2 * good_batch_sharpness(*a, **kw), "both copies of g attached"),
+    (lambda m, f, x, y, b, k, generator: good_batch_sharpness(m, f, x, y, b, 1, generator), "first batch alone"),
+    (_global_rng, "the generator you are given"),
+    (_wrong_size, "each batch has batch_size"),
+    (lambda *a, **kw: [1.0, 2.0], "return one number"),
+    (lambda *a, **kw: 1 / 0, "ZeroDivisionError"),
+], ids=["ratio-of-means", "full-gradient", "top-eigenvalue", "with-replacement", "times-2", "one-batch",
+        "global-rng", "wrong-size", "vector", "error"])
+def test_batch_sharpness_named_mistakes(wrong, message, capsys):
+    result, out = verdict(ex.check_batch_sharpness, wrong, capsys)
+    assert result is False and message in out, out
+
+
+def test_batch_sharpness_catches_a_step(capsys):
+    def steps(model, loss_fn, x, y, b, k, generator):
+        value = good_batch_sharpness(model, loss_fn, x, y, b, k, generator)
+        with torch.no_grad():
+            next(model.parameters()).add_(0.1)
+        return value
+
+    result, out = verdict(ex.check_batch_sharpness, steps, capsys)
+    assert result is False and "changed the model's parameters" in out
 
 
 # --------------------------------------------------------------------------- balanced sharpness
@@ -111,15 +227,25 @@ def _x_term_only(X, y, depth):
     return minimalist.top_singular_value(X) ** 2 * Q ** ((depth - 1) / depth) / X.shape[0]
 
 
+def _no_square_root(X, y, depth):
+    X, y = np.asarray(X, float), np.asarray(y, float)
+    w = np.linalg.pinv(X) @ y
+    a = (w @ w) ** (1 / depth)                     # a^D = Q instead of sqrt(Q)
+    p = a ** (depth - 1)
+    J = np.column_stack([p * X] + [y / a] * (depth - 1))
+    return float(np.linalg.eigvalsh(J @ J.T / X.shape[0])[-1])
+
+
 @pytest.mark.parametrize("wrong, message", [
     (_aligned, "exact only when y lies along"),
     (_x_term_only, "y y^T term is missing"),
+    (_no_square_root, "missing square root"),
     (lambda X, y, D: good_balanced(X, y, D) * X.shape[0], "N times too large"),
     (lambda X, y, D: good_balanced(X, y, D) / X.shape[0], "N times too small"),
     (lambda X, y, D: 1.0, "the LARGEST eigenvalue"),
     (lambda X, y, D: [][0], "IndexError"),
     (lambda X, y, D: np.array([good_balanced(X, y, D)]), "not an array of shape (1,)"),
-], ids=["aligned-formula", "x-term-only", "times-N", "over-N", "other", "error", "array"])
+], ids=["aligned-formula", "x-term-only", "no-square-root", "times-N", "over-N", "other", "error", "array"])
 def test_balanced_sharpness_named_mistakes(wrong, message, capsys):
     result, out = verdict(ex.check_balanced_sharpness, wrong, capsys)
     assert result is False and message in out

@@ -5,6 +5,11 @@
   sharpness of Andreyev & Beneventano (2024). The reference is independent of
   ``eosteach.hessian``: the dense Hessian of a tiny float64 network built by
   ``torch.autograd.functional.hessian`` of a flat-parameter function.
+* ``check_batch_sharpness(fn)``: that average itself, the batch sharpness
+  E_B[g_B^T H_B g_B / ||g_B||^2] over ``n_batches`` batches of ``batch_size`` distinct
+  examples, each the first ``batch_size`` entries of ``torch.randperm(m, generator=...)``
+  (the sampling law of ``eosteach.hessian.batch_sharpness``). The reference is again a
+  dense float64 Hessian per batch, on the same batches.
 * ``check_balanced_sharpness(fn)``: the sharpness of the minimalist model (Yoo, Song & Yun
   2025) at its balanced interpolating minimum, straight from the data,
 
@@ -62,6 +67,29 @@ def _dense_reference(net, loss_fn, x, y):
     return g, 0.5 * (H + H.T)
 
 
+def _one_number(fb, net, call, what: str):
+    """Call the learner's function; its result as a float, or None after saying what went
+    wrong (it raised, it changed the model's parameters, it did not return one number)."""
+    before = [p.detach().clone() for p in net.parameters()]
+    try:
+        out = call()
+    except Exception as err:  # noqa: BLE001 - a learner's bug is feedback, not a crash
+        if isinstance(err, NotImplementedError):
+            raise
+        fb.fail(f"calling it raised {type(err).__name__}: {err}")
+        return None
+    if any(not torch.equal(p.detach(), b) for p, b in zip(net.parameters(), before)):
+        fb.fail("the call changed the model's parameters: measure at the parameters you are given, "
+                "without taking a step")
+        return None
+    try:
+        return float(torch.as_tensor(out).detach().double().reshape(()))
+    except Exception:  # noqa: BLE001
+        shape = tuple(torch.as_tensor(out).shape) if isinstance(out, (torch.Tensor, np.ndarray)) else type(out)
+        fb.fail(f"return one number ({what}), not {shape}")
+        return None
+
+
 @checker("curvature along the gradient", library="eosteach.hessian.gradient_curvature")
 def check_gradient_curvature(fn) -> bool:
     """Check ``fn(model, loss_fn, x, y) -> float``: g^T H g / ||g||^2 for the loss on the
@@ -79,23 +107,8 @@ def check_gradient_curvature(fn) -> bool:
         g_sq = float(g @ g)
         hg = H @ g
         expected = float(g @ hg) / g_sq
-        before = [p.detach().clone() for p in net.parameters()]
-        try:
-            out = fn(net, loss_fn, x.clone(), y.clone())
-        except Exception as err:  # noqa: BLE001 - a learner's bug is feedback, not a crash
-            if isinstance(err, NotImplementedError):
-                raise
-            fb.fail(f"calling it raised {type(err).__name__}: {err}")
-            break
-        if any(not torch.equal(p.detach(), b) for p, b in zip(net.parameters(), before)):
-            fb.fail("the call changed the model's parameters: measure the curvature at the parameters you "
-                    "are given, without taking a step")
-            break
-        try:
-            got = float(torch.as_tensor(out).detach().double().reshape(()))
-        except Exception:  # noqa: BLE001
-            shape = tuple(torch.as_tensor(out).shape) if isinstance(out, (torch.Tensor, np.ndarray)) else type(out)
-            fb.fail(f"return one number (a float), not {shape}")
+        got = _one_number(fb, net, lambda: fn(net, loss_fn, x.clone(), y.clone()), "a float")
+        if got is None:
             break
         if np.isclose(got, expected, rtol=1e-7):
             continue
@@ -110,7 +123,9 @@ def check_gradient_curvature(fn) -> bool:
                   "curvature along the gradient is the Rayleigh quotient at g, which is smaller unless g "
                   "is a top eigenvector"),
             (g_sq, "that is ||g||^2, the squared gradient norm: the Hessian is missing"),
-            (2 * expected, "you are twice too large: is a factor 2 from a Taylor expansion left in?"),
+            (2 * expected, "you are twice too large: did you differentiate g . g with both copies of g attached "
+                           "to the graph? grad(g . g) = 2 H g; detach one copy (differentiate g . c with c = g "
+                           "held constant) to get H g"),
             (0.5 * expected, "you are half the answer: a Taylor coefficient eps^2/2 has a 1/2 that "
                              "does not belong to the curvature"),
             (-expected, "the sign is flipped"),
@@ -126,12 +141,136 @@ def check_gradient_curvature(fn) -> bool:
                      "for MSE and cross-entropy.")
 
 
+# --------------------------------------------------------------------------- the batch sharpness
+
+
+class _Recorder(torch.nn.Module):
+    """Wraps a network and keeps the inputs of every forward call (to see which batches were used)."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, x):
+        self.seen.append(x.detach().clone())
+        return self.net(x)
+
+
+def _batch_problem():
+    """A tiny float64 tanh network with MSE on m = 12 distinct examples."""
+    gen = torch.Generator().manual_seed(3)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 5), torch.nn.Tanh(), torch.nn.Linear(5, 3)).to(F64)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen, dtype=F64))
+    x = torch.randn(12, 4, generator=gen, dtype=F64)
+    y = losses.one_hot(torch.randint(0, 3, (12,), generator=gen), 3, F64)
+    return net, losses.mse, x, y
+
+
+def _batches(m, batch_size, n_batches, seed):
+    """The batches eosteach.hessian.batch_sharpness draws: the first batch_size entries of a
+    fresh torch.randperm(m) per batch, from a generator seeded with ``seed``."""
+    gen = torch.Generator().manual_seed(seed)
+    return [torch.randperm(m, generator=gen)[:batch_size] for _ in range(n_batches)]
+
+
+def _row_ids(seen, x):
+    """For each recorded forward call, the indices of its rows in x (-1 for a row not in x)."""
+    ids = []
+    for batch in seen:
+        if batch.ndim != 2 or batch.shape[1] != x.shape[1]:
+            continue
+        match = (batch[:, None, :] == x[None, :, :]).all(-1)
+        ids.append([int(r.nonzero()[0]) if r.any() else -1 for r in match])
+    return ids
+
+
+@checker("batch sharpness", library="eosteach.hessian.batch_sharpness")
+def check_batch_sharpness(fn) -> bool:
+    """Check ``fn(model, loss_fn, x, y, batch_size, n_batches, generator) -> float``: the mean over
+    ``n_batches`` mini-batches of g_B^T H_B g_B / ||g_B||^2, each batch the first ``batch_size``
+    entries of ``torch.randperm(m, generator=generator)``, against dense float64 Hessians on
+    the same batches (so it equals ``eosteach.hessian.batch_sharpness`` with an identically
+    seeded generator), for b = 4 and 7 of m = 12 examples, and for b = m.
+
+    Named mistakes (the batches are seen through a wrapper that records every forward
+    call): the ratio of means E[g^T H g] / E[||g||^2] instead of the mean of ratios, the
+    full-batch gradient used with the batch Hessian, the top eigenvalue of each batch
+    Hessian (the "MiniBS" of the paper's first version), batches drawn with replacement
+    (a repeated example), batches of the wrong size, the generator not used (other
+    batches), a single batch instead of the average, a factor 2 from differentiating g . g
+    with both copies attached, and a model whose parameters were changed by the call."""
+    fb = Feedback("batch sharpness")
+    net, loss_fn, x, y = _batch_problem()
+    m = x.shape[0]
+    g_full, _ = _dense_reference(net, loss_fn, x, y)
+    for batch_size, n_batches, seed in ((4, 6, 11), (7, 5, 12), (m, 3, 13)):
+        batches = _batches(m, batch_size, n_batches, seed)
+        parts = [_dense_reference(net, loss_fn, x[idx], y[idx]) for idx in batches]
+        ratios = [float(g @ H @ g) / float(g @ g) for g, H in parts]
+        expected = float(np.mean(ratios))
+        recorder = _Recorder(net)
+        got = _one_number(fb, net, lambda: fn(recorder, loss_fn, x.clone(), y.clone(), batch_size, n_batches,
+                                              generator=torch.Generator().manual_seed(seed)), "a float, the average")
+        if got is None:
+            break
+        if np.isclose(got, expected, rtol=1e-7):
+            continue
+        where = f"b = {batch_size} of m = {m}, {n_batches} batches: expected {expected:.6g}, got {got:.6g}; "
+        seen = [ids for ids in _row_ids(recorder.seen, x) if len(ids) < m or batch_size == m]
+        small = [ids for ids in seen if len(ids) < m]
+        if any(len(set(ids)) < len(ids) for ids in small):
+            fb.fail(where + "a batch contains the same example twice: draw each batch WITHOUT replacement "
+                    "(b distinct examples, like one batch of an SGD epoch)")
+            break
+        if batch_size < m and small and any(len(ids) != batch_size for ids in small):
+            sizes = sorted({len(ids) for ids in small})
+            fb.fail(where + f"your batches have {sizes} examples: each batch has batch_size = {batch_size}")
+            break
+        g_sq = [float(g @ g) for g, _ in parts]
+        gHg = [float(g @ H @ g) for g, H in parts]
+        candidates = (
+            (sum(gHg) / sum(g_sq), "that is a ratio of means, E[g^T H g] / E[||g||^2]: the batch sharpness "
+                                   "is the mean of the ratios, one Rayleigh quotient per batch, then averaged"),
+            (float(np.mean([float(g_full @ H @ g_full) for _, H in parts])) / float(g_full @ g_full),
+             "that is the full-batch gradient with each batch's Hessian: each batch's curvature is along its "
+             "OWN gradient g_B, the direction SGD actually steps in"),
+            (float(np.mean([float(torch.linalg.eigvalsh(H)[-1]) for _, H in parts])),
+             "that is the mean top eigenvalue of the batch Hessians (the quantity of the paper's first "
+             "version): the batch sharpness is the curvature along each batch's gradient, g_B^T H_B g_B / "
+             "||g_B||^2, not the batch's sharpest direction"),
+            (2 * expected, "you are twice too large: did you differentiate g . g with both copies of g attached? "
+                           "grad(g . g) = 2 H g; detach one copy"),
+            (ratios[0], "that is the first batch alone: average over all n_batches batches"),
+        )
+        hint = next((h for value, h in candidates if np.isclose(got, value, rtol=1e-6)), None)
+        if hint is None and batch_size < m and small and not any(
+                sorted(ids) == sorted(int(i) for i in idx) for ids in small for idx in batches[:1]):
+            hint = ("your batches are not the ones the generator gives: draw batch k as the first batch_size "
+                    "entries of a fresh random permutation of the m examples, from the generator you are "
+                    "given (not the global random state), one permutation per batch")
+        fb.fail(where + (hint or "compare with the mean over the batches of g_B^T H_B g_B / ||g_B||^2, g_B and "
+                                 "H_B the gradient and Hessian of the loss on that batch alone"))
+        break
+    return fb.report("your batch sharpness equals the mean of g_B^T H_B g_B / ||g_B||^2 over the generator's "
+                     "batches, computed with dense Hessians (the same as eosteach.hessian.batch_sharpness).")
+
+
 # --------------------------------------------------------------------------- the minimalist model
 
 
 def _reference(X, y, depth) -> float:
     u, v = minimalist.balanced_minimum(X, y, depth)
     return float(np.linalg.eigvalsh(minimalist.hessian(X, y, u, v))[-1])
+
+
+def _no_root(X, y, depth) -> float:
+    """The top eigenvalue with the layers balanced at a = Q^(1/D) (a^D = Q: a missing square root)."""
+    a = minimalist.difficulty(X, y) ** (1 / depth)
+    G = (a ** (2 * (depth - 1)) * X @ X.T + (depth - 1) / a ** 2 * np.outer(y, y)) / X.shape[0]
+    return float(np.linalg.eigvalsh(G)[-1])
 
 
 def _cases():
@@ -154,7 +293,7 @@ def check_balanced_sharpness(fn) -> bool:
     """``fn(X (N, d), y (N,), depth) -> float``: S* at the balanced interpolating minimum,
     against the top eigenvalue of the model's full Hessian there (depths 2-4, general and
     aligned data). Named mistakes: the aligned formula D sigma_1^2 Q^((D-1)/D) / N used on
-    general data, the y y^T term left out, a factor N too many or too few, an array returned
+    general data, the y y^T term left out, the layers balanced at a^D = Q instead of sqrt(Q), a factor N too many or too few, an array returned
     instead of a float."""
     fb = Feedback("balanced_sharpness")
     for X, y, depth, kind in _cases():
@@ -182,6 +321,9 @@ def check_balanced_sharpness(fn) -> bool:
                     "vector; here it is an upper bound. Take the top eigenvalue of the N x N matrix instead.")
         elif np.isclose(got, lower, rtol=1e-7):
             hint = "that is the X X^T term alone: the (D-1) Q^(-1/D) y y^T term is missing."
+        elif np.isclose(got, _no_root(X, y, depth), rtol=1e-7):
+            hint = ("you balanced with a^D = Q = ||w*||^2: balance makes ||u|| v_1 ... v_{D-1} = a^D equal "
+                    "||w*|| = sqrt(Q) (a missing square root).")
         elif np.isclose(got, expected * n, rtol=1e-7):
             hint = "you are N times too large: the loss has a 1/(2N), so the Hessian has a 1/N."
         elif np.isclose(got, expected / n, rtol=1e-7):
