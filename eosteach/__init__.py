@@ -21,6 +21,7 @@ Modules, one idea each:
     optim       exact full-batch optimisers and learning-rate schedules
     runs        training runs with sharpness tracking, run folders, checkpoints, resume, cache
     sweeps      grids of runs on Dask distributed (local cluster or a scheduler address)
+    reference   Cohen et al.'s Figure 1 at the paper's scale, shipped as reference runs
     analysis    the quadratic model's predicted loss change along a GD run (lesson 4)
     cli         the ``eosteach`` command
     selfstab    the self-stabilization map and ODE (Damian, Nichani & Lee, 2022)
