@@ -111,8 +111,45 @@ def twice_per_iteration(hvp, n, n_iters):
     return lam
 
 
+def norm_of_product(hvp, n, n_iters):  # |lambda| with a unit vector: the sign is lost
+    v = torch.ones(n, dtype=torch.float64) / n ** 0.5
+    for _ in range(n_iters):
+        w = hvp(v)
+        lam = float(w.norm())
+        v = w / w.norm()
+    return lam
+
+
+def never_normalised(hvp, n, n_iters):  # overflows: inf / inf = nan
+    v = torch.ones(n, dtype=torch.float64)
+    for _ in range(n_iters):
+        w = hvp(v)
+        lam = float(v @ w / (v @ v))
+        v = w
+    return lam
+
+
+def lanczos_top(hvp, n, n_iters):  # lambda_max, not the eigenvalue of largest magnitude
+    return float(hessian.lanczos(hvp, n, 1, tol=1e-10, max_products=n_iters, dtype=torch.float64).eigenvalues[0])
+
+
+def test_power_iteration_library_passes_and_network_case_is_lambda_min(capsys):
+    lib = lambda hvp, n, k: float(hessian.power_iteration(hvp, n, tol=1e-9, max_products=k,  # noqa: E731
+                                                          dtype=torch.float64).eigenvalues[0])
+    result, out = verdict(ex.check_power_iteration, lib, capsys)
+    assert result is True and "-2.7722" in out and "lambda_max = 2.6892" in out, out
+    w = np.linalg.eigvalsh(ex.tiny_problem(0)[4].numpy())
+    assert abs(w[0]) > abs(w[-1])  # the network case is the dominant-negative one
+    w = np.linalg.eigvalsh(ex._dominant_negative_matrix())
+    assert np.isclose(w[0], -9.0) and np.isclose(w[-1], 6.0)
+
+
 @pytest.mark.parametrize("fn, message", [
     (lambda hvp, n, k: float(hvp(torch.ones(n, dtype=torch.float64)).norm()), "not ||Hv|| of an unnormalised"),
+    (norm_of_product, "you lost the sign"),
+    (lambda hvp, n, k: abs(good_power(hvp, n, k)), "you lost the sign"),
+    (never_normalised, "normalise v after every product, v <- Hv / ||Hv||"),
+    (lanczos_top, "you return lambda_max = 6"),
     (twice_per_iteration, "one product per iteration"),
     (lambda hvp, n, k: torch.ones(n), "one number"),
     (lambda hvp, n, k: 1 / 0, "ZeroDivisionError"),

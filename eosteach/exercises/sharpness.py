@@ -3,8 +3,10 @@ lesson 4's threshold checker (``eosteach.exercises.edge``) compares with.
 
 * ``check_hvp(fn)``: a Hessian-vector product by double backpropagation, against the
   dense Hessian of a tiny network.
-* ``check_power_iteration(fn)``: the top eigenvalue from products alone, against
-  ``numpy.linalg.eigvalsh`` on matrices with a known spectrum and on a network's Hessian.
+* ``check_power_iteration(fn)``: the eigenvalue of largest magnitude from products alone,
+  against ``numpy.linalg.eigvalsh`` on matrices with a known spectrum (one whose most
+  negative eigenvalue dominates) and on a tiny network's Hessian, where it is lambda_min.
+* ``tiny_problem(seed)``: that tiny network and its dense Hessian.
 * ``check_rayleigh_ritz(fn)``: Ritz values and the top Ritz vector from an orthonormal
   basis Q and the products H Q, against a dense eigensolve of the projected matrix.
 * ``stability_threshold(method, eta, b)``: the sharpness at which GD, heavy-ball or
@@ -115,49 +117,6 @@ def _spiked_matrix(n: int, top: float, gap: float, seed: int) -> np.ndarray:
     return (Q * lam) @ Q.T
 
 
-@checker("power iteration", library="eosteach.hessian.power_iteration")
-def check_power_iteration(fn) -> bool:
-    """Check ``fn(hvp, n, n_iters) -> float`` that estimates lambda_max from the operator
-    ``hvp: torch.Tensor (n,) -> torch.Tensor (n,)`` by power iteration (Rayleigh quotient
-    after ``n_iters`` products). Checked on matrices with a known spectrum and on the
-    Hessian of a tiny network (``numpy.linalg.eigvalsh``), to 1e-4 relative; also counts
-    the products used. Named mistakes: ||Hv|| of an unnormalised vector instead of the
-    Rayleigh quotient, more than one product per iteration, a result that is not a number."""
-    fb = Feedback("power iteration")
-    cases = [(_spiked_matrix(40, 7.5, 0.5, 0), 200), (_spiked_matrix(60, 120.0, 0.8, 1), 400)]
-    cases.append((_tiny_problem(0)[4].numpy(), 2000))
-    for A, n_iters in cases:
-        top = float(np.linalg.eigvalsh(A)[-1])
-        if abs(np.linalg.eigvalsh(A)[0]) > abs(top):
-            continue  # power iteration targets the largest magnitude; keep cases where they agree
-        At = torch.as_tensor(A)
-        calls = [0]
-
-        def hvp(v):
-            calls[0] += 1
-            return At @ torch.as_tensor(v, dtype=torch.float64)
-
-        try:
-            out = fn(hvp, A.shape[0], n_iters)
-        except Exception as e:  # noqa: BLE001
-            fb.fail(f"fn(...) raised {type(e).__name__}: {e}")
-            return fb.report("")
-        try:
-            got = float(out)
-        except (TypeError, ValueError, RuntimeError):
-            fb.fail(f"return the estimate as one number (a float), got {type(out).__name__}")
-            break
-        if calls[0] > n_iters + 1:
-            fb.fail(f"used {calls[0]} products for n_iters={n_iters}: one product per iteration is enough")
-        if not math.isfinite(got) or abs(got - top) > 1e-4 * abs(top):
-            fb.fail(f"on a {A.shape[0]}x{A.shape[0]} matrix with lambda_max = {top:.6g} you return {got:.6g}")
-            if math.isfinite(got) and got > 0 and abs(got - top) > 0.5 * abs(top):
-                fb.fail("normalise v after every product and return the Rayleigh quotient v . Hv "
-                        "(with ||v|| = 1), not ||Hv|| of an unnormalised vector")
-            break
-    return fb.report("the Rayleigh quotient converges to lambda_max on every test matrix")
-
-
 def _spectrum_matrix(eigenvalues, seed: int) -> np.ndarray:
     """A symmetric matrix with the given eigenvalues and a random orthonormal eigenbasis."""
     lam = np.asarray(eigenvalues, dtype=np.float64)
@@ -176,6 +135,96 @@ def _krylov_basis(A: np.ndarray, k: int, seed: int) -> np.ndarray:
         Q[:, j] = q / np.linalg.norm(q)
         q = A @ Q[:, j]
     return Q
+
+
+def _dominant_negative_matrix() -> np.ndarray:
+    """A symmetric 50 x 50 matrix whose most negative eigenvalue, -9, is larger in magnitude
+    than its top one, 6 (the rest in [-4, 4.5]): power iteration must return -9."""
+    rest = np.random.default_rng(2).uniform(-4.0, 4.0, size=47)
+    return _spectrum_matrix(np.concatenate([[-9.0, 6.0, 4.5], rest]), seed=2)
+
+
+def tiny_problem(seed: int = 0):
+    """The tiny network of the lesson-3 checkers: a 4-3-2 tanh network in float64 with MSE on
+    6 random examples. Returns (net, loss_fn, x, y, H), H its dense 23 x 23 Hessian. For
+    seed 0 its most negative eigenvalue, -2.772, is larger in magnitude than its top one,
+    lambda_max = 2.689: the case where power iteration does not find the sharpness."""
+    return _tiny_problem(seed)
+
+
+def _power_iteration_cases():
+    """(name, matrix, n_iters) cases; power iteration must reach each matrix's eigenvalue of
+    largest magnitude to 1e-4 relative within n_iters products."""
+    return [("a 40x40 matrix with a dominant positive eigenvalue", _spiked_matrix(40, 7.5, 0.5, 0), 200),
+            ("a 60x60 matrix with lambda_2/lambda_1 = 0.8", _spiked_matrix(60, 120.0, 0.8, 1), 400),
+            ("a 50x50 matrix whose most negative eigenvalue (-9) dominates", _dominant_negative_matrix(), 300),
+            ("the Hessian of a tiny tanh network (n=23)", _tiny_problem(0)[4].numpy(), 2000)]
+
+
+@checker("power iteration", library="eosteach.hessian.power_iteration")
+def check_power_iteration(fn) -> bool:
+    """Check ``fn(hvp, n, n_iters) -> float``: power iteration on the symmetric operator
+    ``hvp: torch.Tensor (n,) -> torch.Tensor (n,)``, returning the Rayleigh quotient v . Hv
+    of the unit vector after ``n_iters`` products, i.e. the estimate of the eigenvalue of
+    LARGEST MAGNITUDE (which is lambda_max only when no negative eigenvalue is larger in
+    size). Compared, to 1e-4 relative, with ``numpy.linalg.eigvalsh`` on four matrices: two
+    with a dominant positive eigenvalue, one whose most negative eigenvalue dominates, and
+    the Hessian of a tiny tanh network (``tiny_problem(0)``), where power iteration converges
+    to lambda_min = -2.772 and not to the sharpness 2.689. Also counts the products.
+
+    Named mistakes: a vector never normalised (it overflows: inf or nan), the sign lost
+    (||Hv|| or |v . Hv| instead of v . Hv), lambda_max instead of the largest-magnitude
+    eigenvalue, ||Hv|| of an unnormalised vector, more than one product per iteration, a
+    result that is not a number."""
+    fb = Feedback("power iteration")
+    network = None
+    for name, A, n_iters in _power_iteration_cases():
+        lam = np.linalg.eigvalsh(A)
+        want = float(lam[np.argmax(np.abs(lam))])
+        At = torch.as_tensor(A)
+        calls = [0]
+
+        def hvp(v):
+            calls[0] += 1
+            return At @ torch.as_tensor(v, dtype=torch.float64)
+
+        try:
+            out = fn(hvp, A.shape[0], n_iters)
+        except Exception as e:  # noqa: BLE001 - a learner's bug is feedback, not a crash
+            fb.fail(f"fn(...) raised {type(e).__name__} on {name}: {e}")
+            return fb.report("")
+        try:
+            got = float(out)
+        except (TypeError, ValueError, RuntimeError):
+            fb.fail(f"return the estimate as one number (a float), got {type(out).__name__}")
+            break
+        if calls[0] > n_iters + 1:
+            fb.fail(f"used {calls[0]} products for n_iters={n_iters}: one product per iteration is enough")
+            break
+        if math.isfinite(got) and abs(got - want) <= 1e-4 * abs(want):
+            if name.startswith("the Hessian"):
+                network = (got, float(lam[-1]))
+            continue
+        fb.fail(f"on {name} (eigenvalue of largest magnitude {want:.6g}) you return {got:.6g}")
+        if not math.isfinite(got):
+            fb.fail("your vector overflowed (inf) or became inf/inf (nan): normalise v after every product, "
+                    "v <- Hv / ||Hv||, so that it stays a unit vector")
+        elif want < 0 and abs(got + want) <= 1e-3 * abs(want):
+            fb.fail("you lost the sign: return the Rayleigh quotient v . Hv of the unit vector, not ||Hv|| "
+                    "or |v . Hv|; here the dominant eigenvalue is negative")
+        elif want < 0 and abs(got - float(lam[-1])) <= 1e-3 * abs(float(lam[-1])):
+            fb.fail(f"you return lambda_max = {lam[-1]:.4g}; power iteration converges to the eigenvalue of "
+                    f"largest magnitude, here {want:.4g}, and that is what this exercise asks for")
+        elif got > 0 and abs(got - want) > 0.5 * abs(want):
+            fb.fail("normalise v after every product and return the Rayleigh quotient v . Hv "
+                    "(with ||v|| = 1), not ||Hv|| of an unnormalised vector")
+        break
+    if network is None:
+        return fb.report("")
+    return fb.report("the Rayleigh quotient converges to the eigenvalue of largest magnitude on every test "
+                     f"matrix. Look at the tiny network: there you get {network[0]:.4f}, its most negative "
+                     f"eigenvalue, while its sharpness is lambda_max = {network[1]:.4f}. Power iteration "
+                     "finds the sharpness only when no negative eigenvalue is larger in size.")
 
 
 def _rayleigh_ritz_cases():
