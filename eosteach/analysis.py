@@ -17,9 +17,15 @@ third and higher derivatives: the observed change may differ.
 
 * ``quadratic_model_change(model, loss_fn, x, y, eta)``: dL_quad, ||g||^2 and R at the
   model's current parameters (one gradient and one Hessian-vector product).
+* ``step_change(model, loss_fn, x, y, eta)``: (dL_quad, the observed change
+  L(theta - eta g) - L(theta)), the parameters left unchanged.
 * ``gd_continuation(run, steps)``: continue a finished GD run for ``steps`` steps from its
   final parameters at its final step size and record, at every step, the observed change
   of the loss, the change the quadratic model predicted, and R.
+* ``continuation_sharpness(run, at)``: the sharpness S = lambda_max(H) at chosen steps of
+  the same GD continuation (e.g. at its start, one step later, and at its end): whether
+  the records of a run, taken every k steps, see one side of a period-two oscillation, and
+  where S goes while the oscillation grows and saturates.
 """
 
 from __future__ import annotations
@@ -55,6 +61,21 @@ def quadratic_model_change(model: torch.nn.Module, loss_fn, x, y, eta: float) ->
     second reverse pass through the same graph; the parameters are left unchanged.
     Raises ValueError when g = 0 (R is then undefined)."""
     return _prediction_and_gradient(model, loss_fn, x, y, validate.positive("eta", eta))[0]
+
+
+def step_change(model: torch.nn.Module, loss_fn, x, y, eta: float) -> tuple[float, float]:
+    """(predicted, observed) for one GD step theta -> theta - eta g of the full-batch loss:
+    the quadratic model's change -eta ||g||^2 + eta^2/2 g^T H g (``quadratic_model_change``)
+    and the observed change L(theta - eta g) - L(theta), both floats in loss units. The step
+    is taken to measure the observed change and undone: the parameters are left unchanged.
+    model, loss_fn, x, y, eta as in ``quadratic_model_change`` (lesson 4, exercise 1)."""
+    pred, loss, g = _prediction_and_gradient(model, loss_fn, x, y, validate.positive("eta", eta))
+    theta = hessian.flat_params(model).detach().clone()
+    hessian.set_flat_params(model, theta - eta * g)
+    with torch.no_grad():
+        after = float(loss_fn(model(x), y))
+    hessian.set_flat_params(model, theta)
+    return pred.predicted, after - loss
 
 
 def _prediction_and_gradient(model, loss_fn, x, y, eta: float):
@@ -153,3 +174,45 @@ def gd_continuation(run, steps: int = 40) -> GDContinuation:
     return GDContinuation(step=np.arange(first, first + steps), loss=loss_arr, observed=np.diff(loss_arr),
                           predicted=np.array(predicted), curvature=np.array(curvature), eta=eta,
                           threshold=2.0 / eta)
+
+
+def continuation_sharpness(run, at=(0, 1, 40), *, tol: float = 1e-4) -> np.ndarray:
+    """S = lambda_max(H) at steps ``at`` of the GD continuation of the finished GD ``run``
+    (``at`` = k means theta after k more full-batch GD steps from the run's final parameters,
+    at its final step size, on the CPU: the same iterates as ``gd_continuation``).
+
+    at: non-decreasing integers >= 0; returns an array of shape (len(at),), in the units
+    of 1/eta (compare with 2/eta). Each S by ``hessian.sharpness`` (Lanczos, ``tol``
+    relative, at most 300 Hessian-vector products), started from the previous eigenvector.
+    Used to test whether records taken at even steps see one side of the period-two
+    oscillation (S at k = 0 and k = 1), and where S is at the end of a continuation."""
+    from . import losses, runs
+
+    if not isinstance(run, runs.Run):
+        raise ValueError(f"run must be an eosteach.runs.Run, got {type(run).__name__}")
+    if run.config.opt != "gd":
+        raise ValueError(f"continuation_sharpness needs a run with opt='gd', got opt={run.config.opt!r}")
+    try:
+        at = [int(k) for k in at]
+    except (TypeError, ValueError):
+        raise ValueError(f"at must be a sequence of integers >= 0, got {at!r}") from None
+    if not at or min(at) < 0 or any(b < a for a, b in zip(at, at[1:])):
+        raise ValueError(f"at must be a non-empty, non-decreasing sequence of integers >= 0, got {at!r}")
+    tol = validate.positive("tol", tol)
+    net = run.model("cpu")
+    ds = _training_data(run)
+    loss_fn = losses.get_loss(run.config.loss)
+    x, y = ds.x_train, ds.y_train
+    lr = run.metrics.get("lr", [])
+    eta = float(lr[-1]) if len(lr) else run.config.lr
+    params = [p for p in net.parameters() if p.requires_grad]
+    out, v0, done = [], None, 0
+    for k in at:
+        for _ in range(k - done):
+            g = torch.cat([t.reshape(-1) for t in torch.autograd.grad(loss_fn(net(x), y), params)])
+            hessian.set_flat_params(net, hessian.flat_params(net).detach() - eta * g)
+        done = k
+        res = hessian.sharpness(net, loss_fn, x, y, tol=tol, max_products=300, v0=v0)
+        v0 = res.eigenvectors[:, :1]
+        out.append(res.top)
+    return np.array(out, dtype=np.float64)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from scipy.sparse.linalg import LinearOperator, eigsh
 
 from eosteach import analysis, hessian, losses, models, runs
 
@@ -116,3 +117,47 @@ def test_continuation_rejects_other_runs():
         analysis.gd_continuation("not a run")
     with pytest.raises(ValueError, match="steps"):
         analysis.gd_continuation(runs.train(tiny_config(steps=5), progress=False), steps=0)
+
+
+def test_step_change_predicts_and_observes_and_puts_theta_back():
+    net, x, y = tiny_net_data()
+    loss, g, H = dense_parts(net, x, y)
+    theta = hessian.flat_params(net)
+    eta = 0.3
+    pred, obs = analysis.step_change(net, losses.mse, x, y, eta)
+    assert pred == pytest.approx(-eta * float(g @ g) + 0.5 * eta**2 * float(g @ H @ g), rel=1e-10)
+    hessian.set_flat_params(net, theta - eta * g)
+    with torch.no_grad():
+        want = float(losses.mse(net(x), y)) - loss
+    hessian.set_flat_params(net, theta)
+    assert obs == pytest.approx(want, rel=1e-10)
+    assert torch.equal(hessian.flat_params(net), theta)
+    with pytest.raises(ValueError, match="eta"):
+        analysis.step_change(net, losses.mse, x, y, -1.0)
+
+
+def test_continuation_sharpness_matches_the_dense_hessian_along_the_continuation():
+    short = runs.train(tiny_config(steps=20), progress=False)
+    longer = runs.train(tiny_config(steps=23), progress=False)
+    S = analysis.continuation_sharpness(short, at=(0, 3))
+    assert S.shape == (2,)
+    for value, run in ((S[0], short), (S[1], longer)):
+        net = run.model("cpu")
+        ds = analysis._training_data(run)
+        # 37k parameters: too many for a dense Hessian, so ARPACK's Lanczos (scipy) over
+        # double-backward products is the independent reference
+        n = hessian.flat_params(net).numel()
+        op = LinearOperator((n, n), dtype=np.float64, matvec=lambda v: hessian.hvp(
+            net, losses.mse, ds.x_train, ds.y_train, torch.as_tensor(np.ravel(v))).detach().numpy())
+        top = float(eigsh(op, k=1, which="LA", tol=1e-10, return_eigenvectors=False)[0])
+        assert value == pytest.approx(top, rel=1e-3)
+
+
+def test_continuation_sharpness_bad_input():
+    run = runs.train(tiny_config(steps=5), progress=False)
+    for bad in ((), (2, 1), (-1,), "ab"):
+        with pytest.raises(ValueError, match="at"):
+            analysis.continuation_sharpness(run, at=bad)
+    with pytest.raises(ValueError, match="opt='gd'"):
+        analysis.continuation_sharpness(runs.train(tiny_config(opt="heavy_ball", momentum=0.5, steps=5),
+                                                   progress=False))

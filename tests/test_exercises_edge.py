@@ -171,3 +171,104 @@ def test_predicted_change_that_moves_the_parameters_is_caught(capsys):
 def test_predicted_change_wrong_type_is_feedback(capsys):
     assert edge.check_predicted_change(lambda *a: [1.0, 2.0]) is False
     assert "one number" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- exercise 1: both changes
+
+
+def _pair_library(model, loss_fn, x, y, eta):
+    return analysis.step_change(model, loss_fn, x, y, eta)
+
+
+def test_step_change_correct_answer_passes(capsys):
+    assert edge.check_step_change(_pair_library) is True
+    assert capsys.readouterr().out.startswith("Correct")
+
+
+def test_step_change_stub_is_not_attempted(capsys):
+    assert edge.check_step_change(_stub) is None
+    out = capsys.readouterr().out
+    assert "Not attempted yet" in out and "eosteach.analysis.step_change" in out
+
+
+def _with_observed(observed):
+    def fn(model, loss_fn, x, y, eta):
+        return _library(model, loss_fn, x, y, eta), observed(model, loss_fn, x, y, eta)
+    return fn
+
+
+def _uphill(model, loss_fn, x, y, eta):
+    return _observed(model, loss_fn, x, y, -eta)
+
+
+STEP_MISTAKES = [
+    (lambda *a: (_observed(*a), _library(*a)), "swapped"),
+    (lambda *a: (_formula(lambda e, gg, ghg, top, L: -e * gg + e**2 * ghg)(*a), _observed(*a)), "missing the 1/2"),
+    (_with_observed(lambda *a: -_observed(*a)), "sign is reversed"),
+    (_with_observed(_uphill), "along +g"),
+    (_with_observed(lambda *a: 0.0), "evaluate the loss at theta - eta g"),
+    (lambda *a: 1.0, "pair (predicted, observed)"),
+]
+
+
+@pytest.mark.parametrize("fn, message", STEP_MISTAKES, ids=[m for _, m in STEP_MISTAKES])
+def test_step_change_mistakes_are_named(fn, message, capsys):
+    assert edge.check_step_change(fn) is False
+    out = capsys.readouterr().out
+    assert out.startswith("Not yet") and message in out, out
+
+
+def test_step_change_that_leaves_the_step_taken_is_caught(capsys):
+    from eosteach import hessian
+
+    def keeps_the_step(model, loss_fn, x, y, eta):
+        pred = _library(model, loss_fn, x, y, eta)
+        *_, loss, g = _parts(model, loss_fn, x, y)
+        hessian.set_flat_params(model, hessian.flat_params(model) - eta * g)
+        with torch.no_grad():
+            return pred, float(loss_fn(model(x), y)) - loss
+    assert edge.check_step_change(keeps_the_step) is False
+    assert "left the model's parameters moved" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- exercise 2: Adam
+
+
+def test_adam_bisection_agrees_with_the_closed_form():
+    for eta, b1 in edge.ADAM_CASES:
+        assert edge.adam_stability_threshold(eta, b1) == pytest.approx(thresholds.adam(eta, b1), rel=1e-9)
+
+
+def test_adam_correct_answer_passes(capsys):
+    assert edge.check_adam_threshold(thresholds.adam) is True
+    assert capsys.readouterr().out.startswith("Correct")
+
+
+def test_adam_stub_is_not_attempted(capsys):
+    assert edge.check_adam_threshold(_stub) is None
+    out = capsys.readouterr().out
+    assert "Not attempted yet" in out and "eosteach.thresholds.adam" in out
+
+
+ADAM_MISTAKES = [
+    (lambda e, b: (2 + 2 * b) / e, "heavy-ball's (2 + 2b)/eta"),
+    (lambda e, b: 2 / e, "GD's 2/eta"),
+    (lambda e, b: 2 / ((1 - b) * e), "effective step"),
+    (lambda e, b: (1 + b) / ((1 - b) * e), "factor 2 is missing"),
+    (lambda e, b: (2 + 2 * b) * (1 - b) / e, "multiply by (1 - beta1)"),
+    (lambda e, b: 2 * e * (1 + b) / (1 - b), "eta in the numerator"),
+    (lambda e, b: 7 / e, "eliminate m"),
+]
+
+
+@pytest.mark.parametrize("fn, message", ADAM_MISTAKES, ids=[m for _, m in ADAM_MISTAKES])
+def test_adam_mistakes_are_named(fn, message, capsys):
+    assert edge.check_adam_threshold(fn) is False
+    out = capsys.readouterr().out
+    assert out.startswith("Not yet") and message in out, out
+
+
+def test_nesterov_one_plus_b_gets_its_own_message(capsys):
+    assert edge.check_threshold(_only(("nesterov", lambda eta, b: (2 + 2 * b) / ((1 + b) * eta)))) is False
+    out = capsys.readouterr().out
+    assert out.index("(1 + b) in place of (1 + 2b)") < out.index("GD's 2/eta")

@@ -47,10 +47,15 @@ def _threshold_mistakes(method: str, eta: float, b: float) -> dict[str, tuple[fl
             out["b for gd"] = (hb, "for gd, b must be ignored: GD has no momentum buffer (you returned "
                                    "heavy-ball's value)")
         return out
-    also = " (Nesterov with (1 + b) in place of (1 + 2b) gives it too)" if method == "nesterov" else ""
-    out = {"gd": (gd, "that is GD's 2/eta: momentum moves the threshold, so the momentum methods need their "
-                      "own" + also),
-           "units": units}
+    out = {}
+    if method == "nesterov":  # (2 + 2b)/((1 + b) eta) equals 2/eta: name the momentum slip first
+        out["1+b for 1+2b"] = (gd, "you have (1 + b) in place of (1 + 2b) in the denominator, which cancels the "
+                                   "numerator and leaves GD's 2/eta: Nesterov's look-ahead theta - eta (g + b buf) "
+                                   "gives the bracket (1 + b) theta_t - b theta_{t-1}, and at lambda = -1 it is "
+                                   "-(1 + 2b); (if you did return 2/eta: momentum methods need their own threshold)")
+    out.update({"gd": (gd, "that is GD's 2/eta: momentum moves the threshold, so the momentum methods need "
+                           "their own"),
+                "units": units})
     if method == "heavy_ball":
         out.update({
             "swapped": (nest, "that is Nesterov's threshold: heavy-ball and Nesterov are swapped"),
@@ -142,7 +147,7 @@ def _reference(net, loss_fn, x, y, H, eta: float) -> dict:
     hessian.set_flat_params(net, theta)
     want = -eta * gg + 0.5 * eta**2 * ghg
     return {
-        "want": want, "theta": theta,
+        "want": want, "theta": theta, "loss": loss,
         "mistakes": [
             (-eta * gg + eta**2 * ghg, "you are missing the 1/2 of the second-order term: 1/2 delta^T H delta"),
             (eta * gg + 0.5 * eta**2 * ghg, "the first-order term has the wrong sign: g . delta with delta = -eta g "
@@ -196,3 +201,146 @@ def check_predicted_change(fn) -> bool:
                 "with delta = -eta g; H g is one Hessian-vector product")
         break
     return fb.report("matches -eta ||g||^2 + eta^2/2 g^T H g from the dense Hessian, at three step sizes")
+
+
+def _pair(got):
+    """(predicted, observed) as floats from a learner's answer, or None when it is not a pair of numbers."""
+    try:
+        a, b = got
+        return tuple(float(v.detach().reshape(())) if isinstance(v, torch.Tensor) else float(v) for v in (a, b))
+    except (TypeError, ValueError, RuntimeError):
+        return None
+
+
+@checker("the quadratic model's change and the observed change of one GD step",
+         library="eosteach.analysis.step_change")
+def check_step_change(fn) -> bool:
+    """Check ``fn(model, loss_fn, x, y, eta) -> (predicted, observed)`` on tiny float64 tanh
+    networks (4-3-2, MSE) at three step sizes: predicted against -eta ||g||^2 + eta^2/2 g^T H g
+    from the dense Hessian (1e-8 relative), observed against L(theta - eta g) - L(theta)
+    computed here (1e-8 relative); the parameters must be unchanged afterwards."""
+    fb = Feedback("the quadratic model's change and the observed change of one GD step")
+    for seed, eta in ((0, 0.05), (1, 0.4), (0, 1.5)):
+        net, loss_fn, x, y, H = _tiny_problem(seed)
+        ref = _reference(net, loss_fn, x, y, H, eta)
+        want_obs = ref["mistakes"][6][0]  # L(theta - eta g) - L(theta)
+        try:
+            got = fn(net, loss_fn, x, y, eta)
+        except NotImplementedError:
+            raise
+        except Exception as e:  # noqa: BLE001
+            fb.fail(f"fn(model, loss_fn, x, y, eta={eta}) raised {type(e).__name__}: {e}")
+            return fb.report("")
+        if float((hessian.flat_params(net) - ref["theta"]).abs().max()) > 0:
+            fb.fail("your function left the model's parameters moved: take the step to measure the observed "
+                    "change, then put theta back exactly as it was")
+            break
+        pair = _pair(got)
+        if pair is None:
+            fb.fail(f"the answer must be a pair (predicted, observed) of numbers, got {type(got).__name__}")
+            break
+        pred, obs = pair
+        if _close(pred, want_obs, 1e-8) and _close(obs, ref["want"], 1e-8):
+            fb.fail("the two numbers are swapped: return (predicted, observed), the model's prediction first")
+            break
+        if not _close(pred, ref["want"], 1e-8):
+            fb.fail(f"at eta={eta} (seed {seed}) your predicted change is {pred:.8g}; the quadratic model "
+                    f"predicts {ref['want']:.8g}")
+            named = [why for value, why in ref["mistakes"] if _close(pred, value, 1e-6)]
+            fb.fail(named[0] if named else "the model is L(theta + delta) - L(theta) ~ g . delta + 1/2 delta^T H "
+                    "delta; put in delta = -eta g")
+            break
+        if not _close(obs, want_obs, 1e-8):
+            fb.fail(f"at eta={eta} (seed {seed}) your observed change is {obs:.8g}; "
+                    f"L(theta - eta g) - L(theta) is {want_obs:.8g}")
+            theta, g = ref["theta"], _flat(torch.autograd.grad(loss_fn(net(x), y), _params(net))).detach()
+            hessian.set_flat_params(net, theta + eta * g)
+            with torch.no_grad():
+                uphill = float(loss_fn(net(x), y)) - ref["loss"]
+            hessian.set_flat_params(net, theta)
+            if _close(obs, -want_obs, 1e-6):
+                fb.fail("the sign is reversed: the change is the loss after the step minus the loss before")
+            elif _close(obs, uphill, 1e-6):
+                fb.fail("you stepped along +g: gradient descent moves to theta - eta g")
+            else:
+                fb.fail("evaluate the loss at theta - eta g (the full batch, no graph needed) and subtract L(theta)")
+            break
+    return fb.report("both numbers match (the model's change from the dense Hessian, the observed change by "
+                     "taking the step), at three step sizes, with the parameters left unchanged")
+
+
+# --------------------------------------------------------------------------- Adam's threshold
+
+
+def _adam_matrix(eta: float, beta1: float, s: float):
+    """The 2x2 map of the state (theta_t, m_{t-1}) for Adam with a frozen preconditioner on the
+    preconditioned quadratic s theta^2 / 2: m_t = beta1 m_{t-1} + (1 - beta1) s theta_t,
+    theta_{t+1} = theta_t - eta m_t (written from the update rule, not from a closed form)."""
+    import numpy as np
+
+    return np.array([[1.0 - eta * (1.0 - beta1) * s, -eta * beta1], [(1.0 - beta1) * s, beta1]])
+
+
+def adam_stability_threshold(eta: float, beta1: float) -> float:
+    """The largest s at which the map ``_adam_matrix`` has spectral radius <= 1, by bisection."""
+    import numpy as np
+
+    radius = lambda s: max(abs(np.linalg.eigvals(_adam_matrix(eta, beta1, s))))  # noqa: E731
+    lo, hi = 0.0, 1.0 / eta
+    while radius(hi) <= 1.0 + 1e-12:
+        hi *= 2
+    for _ in range(100):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if radius(mid) <= 1.0 + 1e-12 else (lo, mid)
+    return lo
+
+
+ADAM_CASES = ((0.001, 0.9), (0.01, 0.5), (0.05, 0.99), (0.1, 0.0))
+
+
+def _adam_mistakes(eta: float, b1: float) -> list[tuple[float, str]]:
+    return [
+        ((2 + 2 * b1) / eta, "that is heavy-ball's (2 + 2b)/eta in PyTorch's convention (buf <- b buf + g); Adam's "
+                             "first moment is an average, m <- beta1 m + (1 - beta1) g: the (1 - beta1) on the "
+                             "gradient is missing"),
+        (2 / eta, "that is GD's 2/eta: the first moment changes the recurrence (it has two terms, theta_t and "
+                  "theta_{t-1})"),
+        (2 / ((1 - b1) * eta), "that is GD's threshold at the effective step eta/(1 - beta1): it leaves out that the "
+                               "momentum term beta1 (theta_t - theta_{t-1}) also flips sign at lambda = -1, which "
+                               "gives the factor (1 + beta1)"),
+        ((1 + b1) / ((1 - b1) * eta), "a factor 2 is missing: at lambda = -1 both 1 + ... and ... + beta1 count, "
+                                      "2 + 2 beta1"),
+        ((2 + 2 * b1) * (1 - b1) / eta, "you multiply by (1 - beta1) where you should divide: the average shrinks "
+                                        "each step, so Adam tolerates a LARGER preconditioned sharpness"),
+        (2 * eta * (1 + b1) / (1 - b1), "the threshold is a sharpness, in units of 1/eta: you have eta in the "
+                                        "numerator"),
+    ]
+
+
+@checker("Adam's threshold on the preconditioned sharpness", library="eosteach.thresholds.adam")
+def check_adam_threshold(fn) -> bool:
+    """Check ``fn(eta, beta1) -> float`` against a bisection on the spectral radius of Adam's
+    2x2 iteration matrix with a frozen preconditioner (``_adam_matrix``), to 1e-3 relative,
+    at four (eta, beta1); name the likely mistake when one explains every wrong case."""
+    fb = Feedback("Adam's threshold on the preconditioned sharpness")
+    wrong = []
+    for eta, b1 in ADAM_CASES:
+        want = adam_stability_threshold(eta, b1)
+        try:
+            got = float(fn(eta, b1))
+        except NotImplementedError:
+            raise
+        except Exception as e:  # noqa: BLE001
+            fb.fail(f"fn({eta}, {b1}) raised {type(e).__name__}: {e}")
+            return fb.report("")
+        if not _close(got, want):
+            wrong.append((eta, b1, got, want))
+    if wrong:
+        eta, b1, got, want = wrong[0]
+        fb.fail(f"fn(eta={eta}, beta1={b1}) = {got:.5g}; the iteration matrix's spectral radius reaches 1 at "
+                f"s = {want:.5g}" + (f" (and {len(wrong) - 1} more case(s) are off)" if len(wrong) > 1 else ""))
+        named = [why for i, (_, why) in enumerate(_adam_mistakes(eta, b1))
+                 if all(_close(g, _adam_mistakes(e, b)[i][0]) for e, b, g, _ in wrong)]
+        fb.fail(named[0] if named else "eliminate m: theta_{t+1} = (1 + beta1 - eta (1 - beta1) s) theta_t - beta1 "
+                "theta_{t-1}; ask when lambda = -1 is a root")
+    return fb.report("matches the bisection on Adam's iteration matrix at four (eta, beta1), beta1 from 0 to 0.99")

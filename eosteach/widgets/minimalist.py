@@ -20,7 +20,7 @@ import numpy as np
 from .. import minimalist as mm
 from .. import validate
 from ..plotting import COLORS, threshold_line
-from .base import FigureView
+from .base import FigureView, static_fallback
 
 #: The loss panel is clipped to this range, so that a diverging run stays on a readable axis.
 LOSS_FLOOR, LOSS_CEILING = 1e-12, 1e6
@@ -122,4 +122,4 @@ def minimalist_demo(datasets, *, steps: int = 3000) -> widgets.VBox:
         control.observe(redraw, names="value")
     box.controls, box.view, box.redraw = controls, view, redraw
     redraw()
-    return box
+    return static_fallback(box, view)  # a saved notebook shows the figure without a widget front end

@@ -26,7 +26,7 @@ from matplotlib.transforms import blended_transform_factory
 from .. import thresholds, validate
 from ..plotting import COLORS
 from ..quadratic import METHODS, Quadratic, run, spectral_radius
-from .base import FigureView
+from .base import FigureView, static_fallback
 
 #: The eigenvectors are turned by this angle so that the path does not just run along the axes.
 ANGLE = np.deg2rad(30.0)
@@ -120,6 +120,7 @@ def _finish(box, controls, view, update, held):
         w.observe(update, names="value")
     box.controls, box.view, box.update, box.set = controls, view, update, set_values
     update()
+    static_fallback(box, view)  # a saved notebook shows the figure where no widget front end runs
 
 
 # -- lesson 1 ---------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from matplotlib.lines import Line2D
 
 from .. import selfstab
 from ..plotting import COLORS, threshold_line
-from .base import FigureView
+from .base import FigureView, static_fallback
 
 MAX_STEPS = 10_000
 
@@ -114,7 +114,7 @@ def selfstab_demo(alpha: float = 1.0, beta: float = 1.0, eta: float = 0.02, x0: 
     box.view = view
     box.message = message
     draw()
-    return box
+    return static_fallback(box, view)  # a saved notebook shows the figure without a widget front end
 
 
 def paths_scrubber(steps, paths: dict, threshold: float, colors=None):
@@ -184,4 +184,4 @@ def paths_scrubber(steps, paths: dict, threshold: float, colors=None):
     update()
     box = widgets.VBox([slider, message, view.image])
     box.controls, box.view, box.message = {"step": slider}, view, message
-    return box
+    return static_fallback(box, view)  # a saved notebook shows the figure without a widget front end

@@ -38,7 +38,7 @@ import torch
 from .. import config as _config
 from .. import hessian, models, optim, plotting, runs, validate
 from ..plotting import COLORS, threshold_line
-from .base import FigureView
+from .base import FigureView, static_fallback
 
 #: The lesson-scale setting of lessons 3-4 (and the launcher's default): fc-tanh 3072-100-100-10
 #: (``models.LESSON_ARCH``) on the first 500 CIFAR-10 training images, MSE, sharpness every
@@ -266,7 +266,7 @@ def solver_demo(traces: SolverTraces, *, tol: float = 1e-3):
     controls["products"].observe(update, names="value")
     update()
     box.controls, box.view, box.update, box.traces, box.message = controls, view, update, traces, message
-    return box
+    return static_fallback(box, view)  # a saved notebook shows the figure without a widget front end
 
 
 # --------------------------------------------------------------------------- 2. launcher
@@ -392,7 +392,7 @@ def training_launcher(base: runs.RunConfig | None = None, *, refresh_every: int 
     draw(empty, base.steps, "press Train")
     box.controls, box.view, box.progress, box.message = controls, view, progress, message
     box.config, box.launch = config, launch
-    return box
+    return static_fallback(box, view)  # a saved notebook shows the figure without a widget front end
 
 
 # --------------------------------------------------------------------------- 3. scrubber
@@ -545,7 +545,7 @@ def run_scrubber(run: runs.Run, trace: TopDirectionTrace | None = None):
     controls["step"].observe(update, names="value")
     update()
     box.controls, box.view, box.update, box.message = controls, view, update, message
-    return box
+    return static_fallback(box, view)
 
 
 # --------------------------------------------------------------------------- paper scale
