@@ -1,19 +1,15 @@
 """Checkers for the exercises of lesson 4 (the edge of stability).
 
-* ``check_threshold(fn)``: ``fn(method, eta, b) -> float``, the largest sharpness at which
-  GD, heavy-ball or Nesterov (PyTorch's momentum convention) is stable on a quadratic.
-  Compared with a bisection on the spectral radius of each method's 2x2 iteration matrix
-  (``eosteach.exercises.sharpness.stability_threshold``, written from the update rules,
-  not from the closed forms of ``eosteach.thresholds``). A wrong answer is matched
-  against the likely mistakes: GD's 2/eta for a momentum method, heavy-ball and Nesterov
-  swapped, Nesterov without its (1 + 2b) or with (1 + b) in its place, b where 1 + b
-  belongs, the dampened convention's (2 + 2b)/((1 - b) eta), eta in the numerator.
-* ``check_predicted_change(fn)``: ``fn(model, loss_fn, x, y, eta) -> float``, the change of
-  the loss that the quadratic (second-order Taylor) model predicts for one GD step,
-  -eta ||g||^2 + eta^2/2 g^T H g. Compared with the gradient and the DENSE Hessian of tiny
-  float64 networks. Likely mistakes named: the missing 1/2, a sign, eta instead of eta^2,
-  the first-order term alone, the sharpness in place of the curvature along g, the observed
-  change L(theta - eta g) - L(theta), L(theta) + change, parameters left moved.
+* ``check_step_change(fn)``: ``fn(model, loss_fn, x, y, eta) -> (predicted, observed)``, the
+  change of the loss over one GD step that the quadratic (second-order Taylor) model
+  predicts, -eta ||g||^2 + eta^2/2 g^T H g, and the change observed, L(theta - eta g) - L(theta).
+  Compared with the gradient and the DENSE Hessian of tiny float64 networks; tested mistakes
+  are named (the pair swapped, the missing 1/2, a reversed sign, a step along +g, the loss
+  not evaluated at theta - eta g, one number instead of the pair, the step left taken).
+* ``check_adam_threshold(fn)``: ``fn(eta, beta1) -> float``, the largest preconditioned
+  sharpness at which Adam with a frozen preconditioner is stable, (2 + 2 beta1)/((1 - beta1) eta)
+  (Cohen et al., "Adaptive Gradient Methods at the Edge of Stability", 2022). Compared with a
+  bisection on the spectral radius of its 2x2 iteration matrix, written from the update rule.
 """
 
 from __future__ import annotations
@@ -24,102 +20,13 @@ import torch
 
 from .. import hessian
 from .feedback import Feedback, checker
-from .sharpness import _tiny_problem, stability_threshold
+from .sharpness import _tiny_problem
 
 REL = 1e-3
 
 
 def _close(a: float, b: float, rel: float = REL) -> bool:
     return math.isfinite(a) and abs(a - b) <= rel * abs(b)
-
-
-def _threshold_mistakes(method: str, eta: float, b: float) -> dict[str, tuple[float, str]]:
-    """Values that likely mistakes give for ``method`` at (eta, b): name -> (value, what to say)."""
-    gd = 2 / eta
-    hb = (2 + 2 * b) / eta
-    nest = (2 + 2 * b) / ((1 + 2 * b) * eta)
-    units = (2 * eta, "the threshold is a sharpness, in units of 1/eta: you have eta in the numerator")
-    if method == "gd":
-        out = {"one step": (1 / eta, "1/eta is where GD converges in one step on a quadratic (1 - eta S = 0), "
-                                     "not where it stops being stable (where 1 - eta S reaches -1)"),
-               "units": units}
-        if b:
-            out["b for gd"] = (hb, "for gd, b must be ignored: GD has no momentum buffer (you returned "
-                                   "heavy-ball's value)")
-        return out
-    out = {}
-    if method == "nesterov":  # (2 + 2b)/((1 + b) eta) equals 2/eta: name the momentum slip first
-        out["1+b for 1+2b"] = (gd, "you have (1 + b) in place of (1 + 2b) in the denominator, which cancels the "
-                                   "numerator and leaves GD's 2/eta: Nesterov's look-ahead theta - eta (g + b buf) "
-                                   "gives the bracket (1 + b) theta_t - b theta_{t-1}, and at lambda = -1 it is "
-                                   "-(1 + 2b); (if you did return 2/eta: momentum methods need their own threshold)")
-    out.update({"gd": (gd, "that is GD's 2/eta: momentum moves the threshold, so the momentum methods need "
-                           "their own"),
-                "units": units})
-    if method == "heavy_ball":
-        out.update({
-            "swapped": (nest, "that is Nesterov's threshold: heavy-ball and Nesterov are swapped"),
-            "dampened": ((2 + 2 * b) / ((1 - b) * eta), "that is the threshold of the dampened convention buf <- "
-                         "b buf + (1 - b) g; here (PyTorch's convention) buf <- b buf + g, theta <- theta - eta buf"),
-            "b for 1+b": (2 * b / eta, "you have b where 1 + b belongs: the -1 root appears when eta S = 2 (1 + b)"),
-            "2+b": ((2 + b) / eta, "the momentum term counts twice: 2 + 2b, not 2 + b"),
-            "over b": (2 / (b * eta), "you divide by b: at b = 0 heavy-ball is GD, so the threshold must tend "
-                                      "to 2/eta"),
-        })
-    else:
-        out.update({
-            "no 1+2b": (hb, "that is heavy-ball's (2 + 2b)/eta: Nesterov's look-ahead adds b g_t to the step, "
-                            "which brings in the factor (1 + 2b); you are missing it"),
-            "b for 1+b": (2 * b / ((1 + 2 * b) * eta), "you have b where 1 + b belongs in the numerator"),
-            "dampened": ((2 + 2 * b) / ((1 + 2 * b) * (1 - b) * eta), "that is the dampened convention's "
-                         "threshold; here (PyTorch's convention) buf <- b buf + g, theta <- theta - eta (g + b buf)"),
-        })
-    return out
-
-
-def _explains(key: str, method: str, cases) -> bool:
-    """Whether the mistake ``key`` gives the learner's value in every wrong case (eta, b, got, want)."""
-    for eta, b, got, _ in cases:
-        mistakes = _threshold_mistakes(method, eta, b)
-        if key not in mistakes or not _close(got, mistakes[key][0]):
-            return False
-    return True
-
-
-THRESHOLD_CASES = (("gd", 0.01, 0.0), ("gd", 0.05, 0.5), ("heavy_ball", 0.02, 0.5), ("heavy_ball", 0.1, 0.9),
-                   ("heavy_ball", 1.0, 0.99), ("nesterov", 0.02, 0.5), ("nesterov", 0.1, 0.9),
-                   ("nesterov", 1.0, 0.99))
-
-
-@checker("stability thresholds of GD, heavy-ball and Nesterov", library="eosteach.thresholds.threshold")
-def check_threshold(fn) -> bool:
-    """Check ``fn(method, eta, b) -> float`` (method in "gd", "heavy_ball", "nesterov"; b is
-    ignored for "gd") against the bisection on each method's iteration matrix, to 1e-3
-    relative, on a grid of eta and b; name the likely mistake when one matches."""
-    fb = Feedback("stability thresholds of GD, heavy-ball and Nesterov")
-    wrong = {}  # method -> [(eta, b, got, want)]
-    for method, eta, b in THRESHOLD_CASES:
-        want = stability_threshold(method, eta, 0.0 if method == "gd" else b)
-        try:
-            got = float(fn(method, eta, b))
-        except NotImplementedError:
-            raise
-        except Exception as e:  # noqa: BLE001 - a learner's bug is feedback, not a crash
-            fb.fail(f"threshold({method!r}, {eta}, {b}) raised {type(e).__name__}: {e}")
-            return fb.report("")
-        if not _close(got, want):
-            wrong.setdefault(method, []).append((eta, b, got, want))
-    for method, cases in wrong.items():
-        eta, b, got, want = cases[0]
-        fb.fail(f"threshold({method!r}, eta={eta}, b={b}) = {got:.5g}; the iteration matrix's spectral radius "
-                f"reaches 1 at S = {want:.5g}" + (f" (and {len(cases) - 1} more case(s) of {method!r} are off)"
-                                                   if len(cases) > 1 else ""))
-        named = [why for key, (_, why) in _threshold_mistakes(method, eta, b).items()
-                 if _explains(key, method, cases)]
-        fb.fail(named[0] if named else "write theta_{t+1} in terms of theta_t and theta_{t-1} on L = S theta^2 / 2 "
-                "and ask when the characteristic polynomial has the root -1")
-    return fb.report("every threshold matches the bisection on the iteration matrix "
-                     "(gd, heavy_ball and nesterov, b from 0.5 to 0.99)")
 
 
 # --------------------------------------------------------------------------- quadratic model
@@ -164,43 +71,6 @@ def _reference(net, loss_fn, x, y, H, eta: float) -> dict:
             (loss + want, "that is L(theta) plus the change: return the change alone"),
         ],
     }
-
-
-@checker("the loss change predicted by the quadratic model",
-         library="eosteach.analysis.quadratic_model_change")
-def check_predicted_change(fn) -> bool:
-    """Check ``fn(model, loss_fn, x, y, eta) -> float`` against -eta ||g||^2 + eta^2/2 g^T H g
-    computed with the dense Hessian of tiny float64 tanh networks (4-3-2, MSE), to 1e-8
-    relative, at several step sizes; also check that the parameters are left unchanged."""
-    fb = Feedback("the loss change predicted by the quadratic model")
-    for seed, eta in ((0, 0.05), (1, 0.4), (0, 1.5)):
-        net, loss_fn, x, y, H = _tiny_problem(seed)
-        ref = _reference(net, loss_fn, x, y, H, eta)
-        try:
-            got = fn(net, loss_fn, x, y, eta)
-        except NotImplementedError:
-            raise
-        except Exception as e:  # noqa: BLE001
-            fb.fail(f"fn(model, loss_fn, x, y, eta={eta}) raised {type(e).__name__}: {e}")
-            return fb.report("")
-        moved = float((hessian.flat_params(net) - ref["theta"]).abs().max())
-        try:
-            got = float(got.detach().reshape(())) if isinstance(got, torch.Tensor) else float(got)
-        except (TypeError, ValueError, RuntimeError):
-            fb.fail(f"the answer must be one number (a float or a 0-d tensor), got {type(got).__name__}")
-            return fb.report("")
-        if moved > 0:
-            fb.fail("your function changed the model's parameters (it took the step?): predict the change "
-                    "without moving theta, or put the parameters back")
-            break
-        if _close(got, ref["want"], 1e-8):
-            continue
-        fb.fail(f"at eta={eta} (seed {seed}) you return {got:.8g}; the quadratic model predicts {ref['want']:.8g}")
-        named = [why for value, why in ref["mistakes"] if _close(got, value, 1e-6)]
-        fb.fail(named[0] if named else "the model is L(theta + delta) - L(theta) ~ g . delta + 1/2 delta^T H delta "
-                "with delta = -eta g; H g is one Hessian-vector product")
-        break
-    return fb.report("matches -eta ||g||^2 + eta^2/2 g^T H g from the dense Hessian, at three step sizes")
 
 
 def _pair(got):
