@@ -128,17 +128,10 @@ class GDContinuation:
 
 
 def _training_data(run):
-    """The run's training set exactly as the run loaded it, on the CPU."""
-    from . import data, runs
+    """The run's training set exactly as the run loaded it, on the CPU (``runs.build``)."""
+    from . import runs
 
-    cfg = run.config
-    kwargs = dict(n_train=cfg.n_train, classes=cfg.classes, loss=cfg.loss, device=torch.device("cpu"),
-                  dtype=runs.DTYPES[cfg.dtype])
-    if cfg.data == "synthetic":
-        kwargs["seed"] = cfg.seed  # for synthetic data n_test is part of the draw: keep its default
-    else:
-        kwargs["n_test"] = 1
-    return data.load_dataset(cfg.data, **kwargs)
+    return runs.build(run.config, device="cpu").dataset
 
 
 def gd_continuation(run, steps: int = 40) -> GDContinuation:

@@ -35,7 +35,6 @@ import ipywidgets as widgets
 import numpy as np
 import torch
 
-from .. import config as _config
 from .. import hessian, models, optim, plotting, runs, validate
 from ..plotting import COLORS, threshold_line
 from .base import FigureView, static_fallback
@@ -433,23 +432,14 @@ def top_direction_trace(run: runs.Run, steps: int = 40, *, device="cpu") -> TopD
     steps = validate.positive_int("steps", steps)
     if not isinstance(run, runs.Run):
         raise ValueError(f"run must be an eosteach.runs.Run, got {type(run).__name__}")
-    from .. import data, losses
 
     cfg = run.config
     if cfg.opt not in ("gd", "heavy_ball", "nesterov"):
         raise ValueError(f"top_direction_trace needs a gd, heavy_ball or nesterov run, got opt={cfg.opt!r}")
     net = run.model(device)
-    dtype = runs.DTYPES[cfg.dtype]
-    # The training set exactly as the run loaded it (for synthetic data n_test is part of the draw).
-    kwargs = dict(n_train=cfg.n_train, classes=cfg.classes, loss=cfg.loss,
-                  device=next(net.parameters()).device, dtype=dtype)
-    if cfg.data == "synthetic":
-        kwargs["seed"] = cfg.seed
-    else:
-        kwargs["n_test"] = 1
-    ds = data.load_dataset(cfg.data, **kwargs)
-    loss_fn = losses.get_loss(cfg.loss)
-    x, y = ds.x_train, ds.y_train
+    setup = runs.build(cfg, device=next(net.parameters()).device)  # the data and loss exactly as the run had them
+    loss_fn = setup.loss_fn
+    x, y = setup.dataset.x_train, setup.dataset.y_train
     res = hessian.sharpness(net, loss_fn, x, y, tol=1e-4, max_products=200)
     v = res.eigenvectors[:, 0]
     params = [p for p in net.parameters() if p.requires_grad]
@@ -557,15 +547,9 @@ def estimate_seconds(config: runs.RunConfig, *, measure_steps: int = 3) -> dict:
     whole run: steps x (seconds per step) + (steps / eig_every) x (seconds per estimate).
     Returns per_step, per_eig and total (seconds). Momentum and RK4 flow steps cost about
     the same as a GD step (flow: 4 gradients)."""
-    from .. import data, losses
-
     measure_steps = validate.positive_int("measure_steps", measure_steps)
-    dev = _config.device(config.device)
-    ds = data.load_dataset(config.data, n_train=config.n_train, classes=config.classes, loss=config.loss,
-                           device=dev, dtype=runs.DTYPES[config.dtype])
-    net = models.make_model(config.arch, width=config.width, depth=config.depth, n_classes=ds.n_classes,
-                            seed=config.seed, dtype=runs.DTYPES[config.dtype], device=dev)
-    loss_fn = losses.get_loss(config.loss)
+    setup = runs.build(config)
+    net, ds, loss_fn = setup.net, setup.dataset, setup.loss_fn
     params = list(net.parameters())
     start = time.perf_counter()
     for _ in range(measure_steps):
