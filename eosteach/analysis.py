@@ -134,24 +134,28 @@ def _training_data(run):
     return runs.build(run.config, device="cpu").dataset
 
 
-def gd_continuation(run, steps: int = 40) -> GDContinuation:
-    """Continue the finished GD ``run`` (an ``eosteach.runs.Run`` with opt "gd") for
-    ``steps`` full-batch GD steps from its final parameters, at its final step size, on the
-    CPU; before each step record the quadratic model's prediction
-    (``quadratic_model_change``), and after it the observed change of the loss."""
+def _continuation_start(run, name: str):
+    """(net, loss_fn, x, y, eta) to continue the finished GD ``run`` on the CPU from its final
+    parameters, at its final step size; a ValueError naming ``name`` for anything but a GD run."""
     from . import losses, runs
 
     if not isinstance(run, runs.Run):
         raise ValueError(f"run must be an eosteach.runs.Run, got {type(run).__name__}")
     if run.config.opt != "gd":
-        raise ValueError(f"gd_continuation needs a run with opt='gd' (its step is -eta g), got opt={run.config.opt!r}")
-    steps = validate.positive_int("steps", steps)
-    net = run.model("cpu")
+        raise ValueError(f"{name} needs a run with opt='gd' (its step is -eta g), got opt={run.config.opt!r}")
     ds = _training_data(run)
-    loss_fn = losses.get_loss(run.config.loss)
-    x, y = ds.x_train, ds.y_train
     lr = run.metrics.get("lr", [])
     eta = float(lr[-1]) if len(lr) else run.config.lr
+    return run.model("cpu"), losses.get_loss(run.config.loss), ds.x_train, ds.y_train, eta
+
+
+def gd_continuation(run, steps: int = 40) -> GDContinuation:
+    """Continue the finished GD ``run`` (an ``eosteach.runs.Run`` with opt "gd") for
+    ``steps`` full-batch GD steps from its final parameters, at its final step size, on the
+    CPU; before each step record the quadratic model's prediction
+    (``quadratic_model_change``), and after it the observed change of the loss."""
+    net, loss_fn, x, y, eta = _continuation_start(run, "gd_continuation")
+    steps = validate.positive_int("steps", steps)
     loss_values, predicted, curvature = [], [], []
     for _ in range(steps):
         pred, loss, g = _prediction_and_gradient(net, loss_fn, x, y, eta)
@@ -179,12 +183,7 @@ def continuation_sharpness(run, at=(0, 1, 40), *, tol: float = 1e-4) -> np.ndarr
     relative, at most 300 Hessian-vector products), started from the previous eigenvector.
     Used to test whether records taken at even steps see one side of the period-two
     oscillation (S at k = 0 and k = 1), and where S is at the end of a continuation."""
-    from . import losses, runs
-
-    if not isinstance(run, runs.Run):
-        raise ValueError(f"run must be an eosteach.runs.Run, got {type(run).__name__}")
-    if run.config.opt != "gd":
-        raise ValueError(f"continuation_sharpness needs a run with opt='gd', got opt={run.config.opt!r}")
+    net, loss_fn, x, y, eta = _continuation_start(run, "continuation_sharpness")
     try:
         at = [int(k) for k in at]
     except (TypeError, ValueError):
@@ -192,12 +191,6 @@ def continuation_sharpness(run, at=(0, 1, 40), *, tol: float = 1e-4) -> np.ndarr
     if not at or min(at) < 0 or any(b < a for a, b in zip(at, at[1:])):
         raise ValueError(f"at must be a non-empty, non-decreasing sequence of integers >= 0, got {at!r}")
     tol = validate.positive("tol", tol)
-    net = run.model("cpu")
-    ds = _training_data(run)
-    loss_fn = losses.get_loss(run.config.loss)
-    x, y = ds.x_train, ds.y_train
-    lr = run.metrics.get("lr", [])
-    eta = float(lr[-1]) if len(lr) else run.config.lr
     params = [p for p in net.parameters() if p.requires_grad]
     out, v0, done = [], None, 0
     for k in at:
