@@ -60,7 +60,8 @@ class Landscape:
     """The full-batch loss of ``model`` on (x, y) as a function of a flat theta (n,).
 
     Every method first loads theta into the model (``hessian.set_flat_params``). ``tol`` and
-    ``max_products`` are the Lanczos settings of ``top_eigen``; the last eigenvector is kept
+    ``max_products`` are the Lanczos settings of ``top_eigen``, on the residual (the
+    projections need the eigenvector u as much as S itself); the last eigenvector is kept
     as the warm start of the next call, so a trajectory pays ~5-20 products per step.
     """
 
@@ -93,7 +94,7 @@ class Landscape:
         """(S, u): the top Hessian eigenvalue (float) and its unit eigenvector (n,)."""
         self._load(theta)
         r = hessian.sharpness(self.model, self.loss_fn, self.x, self.y, v0=self._v0, tol=self.tol,
-                              max_products=self.max_products)
+                              stop="residual", max_products=self.max_products)
         self.n_products += r.n_products
         u = r.eigenvectors[:, 0].detach()
         if self._v0 is not None and float(u @ self._v0[:, 0]) < 0:
@@ -107,7 +108,7 @@ class Landscape:
         k = validate.positive_int("k", k)
         self._load(theta)
         r = hessian.sharpness(self.model, self.loss_fn, self.x, self.y, k=k, tol=self.tol,
-                              max_products=self.max_products)
+                              stop="residual", max_products=self.max_products)
         self.n_products += r.n_products
         return r.eigenvalues.detach().cpu().numpy()[:k].astype(float)
 

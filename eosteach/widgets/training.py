@@ -191,7 +191,7 @@ def solver_traces(model, loss_fn, x, y, *, max_products: int = 60, seed: int = 0
     # rounding before the budget is spent, and its estimate is then held (see below).
     hessian.power_iteration(recording(pi_pairs), n, tol=1e-14, max_products=max_products,
                             device=op.device, dtype=op.dtype, seed=seed)
-    hessian.lanczos(recording(lz_pairs), n, 1, tol=1e-14, max_products=max_products,
+    hessian.lanczos(recording(lz_pairs), n, 1, tol=1e-14, stop="residual", max_products=max_products,
                     device=op.device, dtype=op.dtype, seed=seed)
     power = np.array([float(v @ w / (v @ v)) for v, w in pi_pairs])
     Q = torch.stack([v / v.norm() for v, _ in lz_pairs]).double()  # rows: the Lanczos vectors
