@@ -348,3 +348,175 @@ def test_step_size_sweep_bad_input():
     with pytest.raises(ValueError, match="n must be"):
         sweep_colors(0)
     assert len(sweep_colors(10)) == 10
+
+
+# --------------------------------------------------------------------------- hvp: .grad and a dense Hessian
+
+
+def accumulated_grad(model, loss_fn, x, y, v):
+    params = list(model.parameters())
+    loss_fn(model(x), y).backward(create_graph=True)
+    g = _flat([p.grad for p in params])
+    (g @ v).backward()                     # adds Hv to .grad, which still holds g
+    out = _flat([p.grad for p in params]).detach()
+    for p in params:
+        p.grad = None
+    return out
+
+
+def _flat_loss(model, loss_fn, x, y):
+    names = [n for n, _ in model.named_parameters()]
+    shapes = [p.shape for p in model.parameters()]
+    sizes = [p.numel() for p in model.parameters()]
+
+    def loss(theta):
+        parts = {n: c.reshape(s) for n, c, s in zip(names, torch.split(theta, sizes), shapes)}
+        return loss_fn(torch.func.functional_call(model, parts, (x,)), y)
+    return loss, _flat([p.detach() for p in model.parameters()])
+
+
+def dense_functional(model, loss_fn, x, y, v):
+    loss, theta = _flat_loss(model, loss_fn, x, y)
+    return torch.autograd.functional.hessian(loss, theta) @ v
+
+
+def dense_func(model, loss_fn, x, y, v):
+    loss, theta = _flat_loss(model, loss_fn, x, y)
+    return torch.func.hessian(loss)(theta) @ v
+
+
+@pytest.mark.filterwarnings("ignore:Using backward\\(\\) with create_graph=True")
+@pytest.mark.parametrize("fn, message", [
+    (accumulated_grad, "you return grad L + Hv"),
+    (dense_functional, "you formed the Hessian (torch.autograd.functional.hessian)"),
+    (dense_func, "you formed the Hessian (torch.func.hessian)"),
+])
+def test_hvp_grad_accumulation_and_dense_hessian_are_named(fn, message, capsys):
+    result, out = verdict(ex.check_hvp, fn, capsys)
+    assert result is False and message in out, out
+
+
+def test_hvp_watch_restores_the_dense_apis():
+    before = (torch.autograd.functional.hessian, torch.func.hessian, torch.func.jacrev)
+    with ex._watch_dense_hessian() as used:
+        torch.autograd.functional.hessian(lambda z: (z ** 3).sum(), torch.ones(2, dtype=torch.float64))
+    assert used and used[0] == "torch.autograd.functional.hessian"
+    assert (torch.autograd.functional.hessian, torch.func.hessian, torch.func.jacrev) == before
+
+
+# --------------------------------------------------------------------------- arrival at the edge
+
+
+def test_arrival_step_library_interpolates_the_first_crossing():
+    t = np.array([0.0, 1.0, 3.0, 4.0])
+    S = np.array([80.0, 90.0, 110.0, 120.0])
+    eta = 2 / 100                                         # 2/eta = 100: crossing at t = 2
+    assert ex.arrival_step(t, S, eta) == pytest.approx(2.0 / eta)
+    assert ex.arrival_step(t, S, 2 / 70) == 0.0           # starts above
+    assert ex.arrival_step(t, S, 2 / 130) is None         # never reaches
+    dip = np.array([50.0, 40.0, 60.0, 45.0, 70.0])        # crosses 2/eta = 55 twice: the first counts
+    assert ex.arrival_step(np.arange(5.0), dip, 2 / 55) == pytest.approx(1.75 / (2 / 55))
+    steps = np.arange(5.0) * 20                           # on a GD run: t = step x eta gives the step
+    assert ex.arrival_step(steps * eta, S[[0, 1, 1, 2, 3]], eta) == pytest.approx(50.0)
+
+
+@pytest.mark.parametrize("t, S, eta, message", [
+    ([0.0, 1.0], [1.0], 0.1, "same length"),
+    ([0.0, 0.0], [1.0, 2.0], 0.1, "strictly increasing"),
+    ([0.0, 1.0], [1.0, float("nan")], 0.1, "finite"),
+    ([0.0, 1.0], [1.0, 2.0], 0.0, "eta"),
+])
+def test_arrival_step_bad_input(t, S, eta, message):
+    with pytest.raises(ValueError, match=message):
+        ex.arrival_step(t, S, eta)
+
+
+def test_arrival_cases_are_what_their_names_say():
+    cases = {name: (t, S, eta) for name, t, S, eta in ex._arrival_cases()}
+    for name, (t, S, eta) in cases.items():
+        assert np.all(np.diff(t) > 0)
+        assert np.ptp(np.diff(t)) > 0.05 * np.diff(t).mean()          # non-uniform times
+        want = ex._scan_arrival(t, S, 2 / eta)
+        got = ex.arrival_step(t, S, eta)
+        assert (got is None) == (want is None)
+        if want is not None:
+            assert got == pytest.approx(want / eta, rel=1e-9)
+    t, S, eta = cases["a record with a dip and bumps, crossing 2/eta more than once (2/eta = 40)"]
+    assert S[1] < S[0]                                               # a dip first
+    assert np.count_nonzero((S[1:] >= 2 / eta) & (S[:-1] < 2 / eta)) >= 2
+    assert ex.arrival_step(*cases["a record that starts above 2/eta (2/eta = 70)"]) == 0.0
+    assert ex.arrival_step(*cases["a record that never reaches 2/eta (2/eta = 200)"]) is None
+
+
+def test_arrival_right_answer_library_and_stub(capsys):
+    assert verdict(ex.check_arrival_step, ex.arrival_step, capsys)[0] is True
+
+    def good(t, S, eta):
+        level = 2 / eta
+        for i, s in enumerate(S):
+            if s >= level:
+                if i == 0:
+                    return t[0] / eta
+                return (t[i - 1] + (level - S[i - 1]) * (t[i] - t[i - 1]) / (S[i] - S[i - 1])) / eta
+        return None
+
+    assert verdict(ex.check_arrival_step, good, capsys)[0] is True
+    result, out = verdict(ex.check_arrival_step, stub, capsys)
+    assert result is None and "Not attempted yet" in out and "eosteach.exercises.sharpness.arrival_step" in out
+
+
+def _first(S, level):
+    hits = np.flatnonzero(np.asarray(S) >= level)
+    return int(hits[0]) if hits.size else None
+
+
+def _lin(t, S, level, i):
+    return t[i - 1] + (level - S[i - 1]) * (t[i] - t[i - 1]) / (S[i] - S[i - 1])
+
+
+def arrival_with(level_of, divide=True, mode="interp"):
+    def fn(t, S, eta):
+        level = level_of(eta)
+        i = _first(S, level)
+        if i is None:
+            return None
+        if i == 0:
+            t_star = t[0]
+        elif mode == "interp":
+            t_star = _lin(t, S, level, i)
+        elif mode == "sample":
+            t_star = t[i]
+        elif mode == "index":
+            return float(i)
+        elif mode == "uniform":
+            t_star = t[0] + (i - 1 + (level - S[i - 1]) / (S[i] - S[i - 1])) * (t[1] - t[0])
+        elif mode == "last":
+            ups = [k for k in range(1, len(S)) if S[k] >= level > S[k - 1]]
+            t_star = _lin(t, S, level, ups[-1])
+        return t_star / eta if divide else t_star
+    return fn
+
+
+def extrapolates(t, S, eta):
+    got = ex.arrival_step(t, S, eta)
+    if got is None:                                   # a straight line through the last two samples
+        slope = (S[-1] - S[-2]) / (t[-1] - t[-2])
+        return (t[-1] + (2 / eta - S[-1]) / slope) / eta
+    return got
+
+
+@pytest.mark.parametrize("fn, message", [
+    (arrival_with(lambda eta: 2 / eta, divide=False), "that is the crossing time t*"),
+    (arrival_with(lambda eta: 1 / eta), "compare S with the edge 2/eta itself"),
+    (arrival_with(lambda eta: eta), "compare S with the edge 2/eta itself"),
+    (arrival_with(lambda eta: 2 / eta, mode="sample"), "the time of a tracked sample"),
+    (arrival_with(lambda eta: 2 / eta, mode="index"), "a sample's index"),
+    (arrival_with(lambda eta: 2 / eta, mode="uniform"), "not evenly spaced"),
+    (arrival_with(lambda eta: 2 / eta, mode="last"), "a later crossing"),
+    (extrapolates, "do not extrapolate"),
+    (lambda t, S, eta: None, "but you return None"),
+    (lambda t, S, eta: "soon", "one number"),
+])
+def test_arrival_named_mistakes(fn, message, capsys):
+    result, out = verdict(ex.check_arrival_step, fn, capsys)
+    assert result is False and message in out, out

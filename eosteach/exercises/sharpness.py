@@ -9,6 +9,10 @@ lesson 4's threshold checker (``eosteach.exercises.edge``) compares with.
 * ``tiny_problem(seed)``: that tiny network and its dense Hessian.
 * ``check_rayleigh_ritz(fn)``: Ritz values and the top Ritz vector from an orthonormal
   basis Q and the products H Q, against a dense eigensolve of the projected matrix.
+* ``arrival_step(t, S, eta)``: the GD step at which a sharpness record S(t) first reaches
+  2/eta (linear interpolation); on a gradient-flow run, the prediction of when GD at step
+  size eta reaches the edge of stability. ``check_arrival_step(fn)`` checks a learner's
+  version against a dense scan plus bisection of the interpolant.
 * ``stability_threshold(method, eta, b)``: the sharpness at which GD, heavy-ball or
   Nesterov stop being stable, by bisection on the spectral radius of the method's 2x2
   iteration matrix on a one-dimensional quadratic (independent of the closed forms in
@@ -17,6 +21,7 @@ lesson 4's threshold checker (``eosteach.exercises.edge``) compares with.
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -43,6 +48,40 @@ def _tiny_problem(seed: int = 0):
     return net, losses.mse, x, y, H
 
 
+_DENSE_HESSIAN_APIS = (("torch.autograd.functional", "hessian"), ("torch.autograd.functional", "jacobian"),
+                       ("torch.func", "hessian"), ("torch.func", "jacrev"), ("torch.func", "jacfwd"))
+
+
+@contextlib.contextmanager
+def _watch_dense_hessian():
+    """Record (in the yielded list) every call of an API that forms a whole Hessian or
+    Jacobian (``torch.autograd.functional.hessian``, ``torch.func.hessian``, ...) while the
+    block runs; the APIs are restored afterwards."""
+    import importlib
+
+    used, saved = [], []
+    for module_name, attr in _DENSE_HESSIAN_APIS:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        original = getattr(module, attr, None)
+        if original is None:
+            continue
+
+        def watched(*args, _original=original, _name=f"{module_name}.{attr}", **kwargs):
+            used.append(_name)
+            return _original(*args, **kwargs)
+
+        saved.append((module, attr, original))
+        setattr(module, attr, watched)
+    try:
+        yield used
+    finally:
+        for module, attr, original in saved:
+            setattr(module, attr, original)
+
+
 def _flat(parts) -> torch.Tensor:
     return torch.cat([t.reshape(-1) for t in parts])
 
@@ -56,7 +95,9 @@ def check_hvp(fn) -> bool:
     Named mistakes: a first gradient taken without ``create_graph=True`` (it cannot be
     differentiated again), the gradient itself returned, a list of per-parameter pieces
     instead of one flat vector, a constant factor (a sum instead of the mean, a stray 1/2
-    or 2), and ``v`` changed in place."""
+    or 2), ``v`` changed in place, grad L + Hv (``.backward()`` twice into ``.grad``, which
+    accumulates), and the Hessian formed (``torch.autograd.functional.hessian``,
+    ``torch.func.hessian``, ``jacobian``, ``jacrev``, ``jacfwd``: watched while ``fn`` runs)."""
     fb = Feedback("Hessian-vector product")
     for seed in (0, 1):
         net, loss_fn, x, y, H = _tiny_problem(seed)
@@ -64,7 +105,8 @@ def check_hvp(fn) -> bool:
         v = torch.randn(H.shape[0], generator=gen, dtype=torch.float64)
         given = v.clone()
         try:
-            out = fn(net, loss_fn, x, y, given)
+            with _watch_dense_hessian() as formed:
+                out = fn(net, loss_fn, x, y, given)
         except RuntimeError as e:
             if "does not require grad" in str(e) or "does not have a grad_fn" in str(e):
                 fb.fail("the second differentiation found no graph: take the first gradient with "
@@ -87,6 +129,10 @@ def check_hvp(fn) -> bool:
         if not torch.equal(given, v):
             fb.fail("your function changed v in place; leave its argument as it was")
             break
+        if formed:
+            fb.fail(f"you formed the Hessian ({formed[0]}): that is n x n numbers, 400 GB for the lesson's "
+                    "network; differentiate grad L . v instead, which costs one more backward pass")
+            break
         want = H @ v
         if got.shape != want.shape:
             fb.fail(f"Hv must be a flat vector of length n={want.shape[0]}, got shape {tuple(got.shape)}")
@@ -98,6 +144,10 @@ def check_hvp(fn) -> bool:
             factor = float(got @ want / (want @ want))
             if torch.allclose(got, g_flat, rtol=1e-6):
                 fb.fail("you returned the gradient itself: differentiate (grad L . v) a second time")
+            elif float((got - g_flat - want).norm() / want.norm()) <= 1e-8:
+                fb.fail("you return grad L + Hv: .backward() adds to the parameters' .grad, which still held the "
+                        "first gradient; zero .grad before the second backward, or use torch.autograd.grad, "
+                        "which returns the derivatives without accumulating them")
             elif abs(factor) > 1e-8 and float((got - factor * want).norm() / want.norm()) <= 1e-8:
                 fb.fail(f"you return {factor:.4g} x Hv: the loss is the mean over examples as loss_fn gives it; "
                         "look for a sum instead of a mean, or a stray factor 2 or 1/2")
@@ -338,6 +388,171 @@ def check_rayleigh_ritz(fn) -> bool:
                         f"(|<x, x_top>| = {abs(float(xs @ want_x)):.4f}, expected 1)")
             break
     return fb.report("Ritz values and the top Ritz vector match a dense eigensolve on every test basis")
+
+
+def _arrival_inputs(t, S, eta):
+    t = np.asarray(t, dtype=np.float64).reshape(-1)
+    S = np.asarray(S, dtype=np.float64).reshape(-1)
+    if t.size < 1 or t.shape != S.shape:
+        raise ValueError(f"t and S must be 1-d arrays of the same length >= 1, got {t.shape} and {S.shape}")
+    if not (np.all(np.isfinite(t)) and np.all(np.isfinite(S))):
+        raise ValueError("t and S must be finite (did the run diverge?)")
+    if np.any(np.diff(t) <= 0):
+        raise ValueError("t must be strictly increasing")
+    return t, S, validate.positive("eta", eta)
+
+
+def arrival_step(t, S, eta):
+    """When a sharpness record first reaches 2/eta, in GD steps of size eta.
+
+    t: (m,) increasing times t = sum of the step sizes so far (``run.metrics["time"]`` at the
+    steps where S was measured); S: (m,) the sharpness measured there; eta > 0. Let i be the
+    first index with S[i] >= 2/eta; the crossing time is the linear interpolation
+    t* = t[i-1] + (2/eta - S[i-1]) (t[i] - t[i-1]) / (S[i] - S[i-1]) (t* = t[0] when
+    i = 0). Returns t* / eta (a float: GD at step size eta has covered time k eta after k
+    steps), or None when S never reaches 2/eta.
+
+    On a gradient-flow run this predicts when GD at step size eta reaches the edge of
+    stability, since GD follows the flow until then (Cohen et al., ICLR 2021, appendix on
+    gradient flow); on a GD run it measures it, between the tracked steps."""
+    t, S, eta = _arrival_inputs(t, S, eta)
+    level = 2.0 / eta
+    hits = np.flatnonzero(S >= level)
+    if not hits.size:
+        return None
+    i = int(hits[0])
+    if i == 0:
+        return float(t[0] / eta)
+    t_star = t[i - 1] + (level - S[i - 1]) * (t[i] - t[i - 1]) / (S[i] - S[i - 1])
+    return float(t_star / eta)
+
+
+def _scan_arrival(t, S, level, n_grid: int = 200_001):
+    """The first time the piecewise-linear interpolant of (t, S) reaches ``level``: a dense
+    scan for the first grid cell that crosses, then bisection inside it (independent of the
+    closed form in ``arrival_step``). None when it never does."""
+    if S[0] >= level:
+        return float(t[0])
+    grid = np.linspace(t[0], t[-1], n_grid)
+    above = np.flatnonzero(np.interp(grid, t, S) >= level)
+    if not above.size:
+        return None
+    lo, hi = grid[above[0] - 1], grid[above[0]]
+    for _ in range(80):
+        mid = 0.5 * (lo + hi)
+        if np.interp(mid, t, S) >= level:
+            hi = mid
+        else:
+            lo = mid
+    return float(hi)
+
+
+def _arrival_cases():
+    """(name, t, S, eta) cases. Times are non-uniform, as the flow's steps h = alpha / S are."""
+    rng = np.random.default_rng(11)
+    t1 = np.cumsum(np.concatenate([[0.0], rng.uniform(0.1, 0.4, size=40)]))
+    concave = 80.0 + 60.0 * (1.0 - np.exp(-t1 / 4.0))
+    dip_t = np.cumsum(np.concatenate([[0.0], rng.uniform(0.5, 1.5, size=19)]))
+    dip = np.array([18.0, 14.5, 16.8, 19.7, 22.0, 25.0, 28.0, 31.0, 34.0, 36.5, 38.8, 41.2, 39.5, 42.5, 40.8,
+                    43.0, 44.5, 43.2, 45.8, 46.5])        # like fc-relu: a dip, a rise, bumps at the edge
+    return [("a concave rise, non-uniform times (2/eta = 120)", t1, concave, 2 / 120),
+            ("a second step size on the same record (2/eta = 100)", t1, concave, 2 / 100),
+            ("a record with a dip and bumps, crossing 2/eta more than once (2/eta = 40)", dip_t, dip, 2 / 40),
+            ("a record that starts above 2/eta (2/eta = 70)", t1, concave, 2 / 70),
+            ("a record that never reaches 2/eta (2/eta = 200)", t1, concave, 2 / 200)]
+
+
+@checker("GD's arrival at the edge, predicted from the flow",
+         library="eosteach.exercises.sharpness.arrival_step")
+def check_arrival_step(fn) -> bool:
+    """Check ``fn(t, S, eta) -> float | None``: the GD step at which the record S(t) (times
+    t, increasing) first reaches 2/eta, by linear interpolation between the two samples
+    around the first crossing, i.e. t* / eta; None when S never reaches 2/eta. Compared, to
+    1e-6 relative, with a dense scan plus bisection of the piecewise-linear interpolant, on
+    records with non-uniform times, one with a dip and several crossings, one that starts
+    above 2/eta and one that never reaches it.
+
+    Named mistakes: the time t* returned instead of the step t* / eta, the level eta or 1/eta
+    instead of 2/eta, no interpolation (the time of the first sample above, or of the one
+    before it), an index instead of a time, a later crossing instead of the first, a number
+    where S never reaches 2/eta (extrapolation), a uniform time step assumed."""
+    fb = Feedback("GD's arrival at the edge, predicted from the flow")
+    for name, t, S, eta in _arrival_cases():
+        level = 2.0 / eta
+        t_star = _scan_arrival(t, S, level)
+        want = None if t_star is None else t_star / eta
+        try:
+            out = fn(t.copy(), S.copy(), eta)
+        except Exception as e:  # noqa: BLE001 - a learner's bug is feedback, not a crash
+            fb.fail(f"fn(t, S, eta) raised {type(e).__name__} on {name}: {e}")
+            return fb.report("")
+        if want is None:
+            if out is not None:
+                fb.fail(f"on {name}: S never reaches 2/eta = {level:.4g} (its largest value is {S.max():.4g}), "
+                        f"so return None; you return {out!r}: do not extrapolate beyond the record")
+                break
+            continue
+        if out is None:
+            fb.fail(f"on {name}: S reaches 2/eta = {level:.4g} (at t = {t_star:.4g}), but you return None")
+            break
+        try:
+            got = float(out)
+        except (TypeError, ValueError):
+            fb.fail(f"return one number (a float) or None, got {type(out).__name__}")
+            break
+
+        def near(a, b):
+            return b is not None and math.isfinite(a) and abs(a - b) <= 1e-6 * max(abs(b), 1.0)
+
+        if near(got, want):
+            continue
+        fb.fail(f"on {name}: expected step {want:.6g}, you return {got:.6g}")
+        i = int(np.flatnonzero(S >= level)[0])
+        later = [k for k in range(i + 1, S.size) if S[k] >= level > S[k - 1]]
+        if near(got, t_star):
+            fb.fail("that is the crossing time t*; GD at step size eta has covered time k eta after k steps: "
+                    "return t* / eta")
+        elif any(near(got, x) for x in (_cross_value(t, S, eta) / eta, _cross_value(t, S, eta),
+                                          _cross_value(t, S, 1.0 / eta) / eta)):
+            fb.fail("compare S with the edge 2/eta itself (not eta or 1/eta): lesson 1's stability limit")
+        elif near(got, t[i] / eta) or near(got, t[max(i - 1, 0)] / eta):
+            fb.fail("you return the time of a tracked sample; interpolate linearly between the last sample "
+                    "below 2/eta and the first one at or above it")
+        elif near(got, float(i)) or near(got, float(i) / eta) or near(got, i - 1.0):
+            fb.fail("you return a sample's index; the answer is a time t (divided by eta), read from t")
+        elif any(near(got, _interp_at(t, S, level, k) / eta) for k in later) or near(
+                got, float(np.interp(level, S, t)) / eta):
+            fb.fail("you found a later crossing: the edge is reached the FIRST time S gets to 2/eta "
+                    "(S may dip and cross again later; np.interp(level, S, t) needs an increasing S)")
+        elif near(got, _uniform_value(t, S, level) / eta):
+            fb.fail("the times are not evenly spaced (the flow's step h = alpha / S varies): interpolate "
+                    "with the two samples' own times")
+        break
+    return fb.report("matches a dense scan and bisection of the interpolated record on every test case, "
+                     "including the first of several crossings and a record that never gets there")
+
+
+def _interp_at(t, S, level, i):
+    """The linear crossing time in the segment ending at index i (i >= 1)."""
+    return t[i - 1] + (level - S[i - 1]) * (t[i] - t[i - 1]) / (S[i] - S[i - 1])
+
+
+def _cross_value(t, S, level):
+    """The first linear crossing time of a given level (for naming a wrong level); nan if none."""
+    hits = np.flatnonzero(S >= level)
+    if not hits.size:
+        return float("nan")
+    return float(t[0]) if hits[0] == 0 else float(_interp_at(t, S, level, int(hits[0])))
+
+
+def _uniform_value(t, S, level):
+    """The crossing time with a uniform step t[1] - t[0] assumed (for naming that mistake)."""
+    hits = np.flatnonzero(S >= level)
+    i = int(hits[0])
+    if i == 0:
+        return float(t[0])
+    frac = (level - S[i - 1]) / (S[i] - S[i - 1])
+    return float(t[0] + (i - 1 + frac) * (t[1] - t[0]))
 
 
 def _iteration_matrix(method: str, eta: float, b: float, s: float) -> np.ndarray:
