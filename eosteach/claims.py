@@ -25,6 +25,10 @@ word                          band
                               0.05 x level). Cohen et al. (2021): "hovers right at, or just above,
                               2/eta". A smooth settle at 0.91 x, a plateau at 1.2 x, or a curve that
                               keeps rising through the level (gradient flow) is not hovering.
+``oscillates_about``          median within (1 +- rel) x level (rel = 0.03) and the fraction of the
+                              values above the level in [0.1, 0.9]: it crosses the level both ways,
+                              at every value (nothing left out). For a series that swings about a
+                              level, such as the curvature along the gradient from step to step.
 ``settles_at``                the last third of the values within (1 +- rel) x level (rel = 0.05)
 ``settles_below``             the last half of the values all strictly below the level
 ``stays_below``               every value strictly below the level
@@ -178,6 +182,27 @@ def hovers_at(values, level, text=None, min_points: int = 5) -> Claim:
     return Claim(_text(text, "hovers at the level"), ok, band,
                  {"median / level": med, "p10 / level": p10, "p90 / level": p90, "trend / level": trend,
                   "from index": start, "points": tail.size})
+
+
+def oscillates_about(values, level, rel: float = 0.03, above=(0.1, 0.9), text=None) -> Claim:
+    """Oscillates about the level: on ALL the values (no settled part is picked out), the
+    median lies within (1 +- rel) x level and the fraction of values strictly above the level
+    lies in [above[0], above[1]], so that the series is on both sides of the level, each at a
+    share of the points. Unlike ``hovers_at`` ("right at, or just above") it allows a series
+    that sits mostly just below the level. rel = 0.03, above = (0.1, 0.9) by default."""
+    s, lv = _series("values", values, 2), _level("level", level)
+    rel = validate.positive("rel", rel)
+    try:
+        lo, hi = (float(a) for a in above)
+    except (TypeError, ValueError):
+        raise ValueError(f"above must be a pair (low, high) of fractions, got {above!r}") from None
+    if not 0 <= lo < hi <= 1:
+        raise ValueError(f"above must be a pair of fractions with 0 <= low < high <= 1, got {above!r}")
+    med, frac = float(np.median(s) / lv), float(np.mean(s > lv))
+    ok = bool(abs(med - 1) <= rel and lo <= frac <= hi)
+    return Claim(_text(text, "oscillates about the level"), ok,
+                 f"median within (1 +- {rel:g}) x level, fraction above the level in [{lo:g}, {hi:g}]",
+                 {"median / level": med, "fraction above": frac, "points": s.size})
 
 
 def settles_at(values, level, rel: float = 0.05, text=None) -> Claim:

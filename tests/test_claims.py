@@ -69,6 +69,25 @@ def test_the_overshoot_is_left_out_of_the_hover_window():
     assert c.measured["median / level"] == pytest.approx(np.median(np.concatenate([[1.04, 0.88], settled / LEVEL])))
 
 
+def test_oscillates_about():
+    # a zig-zag about the level, mostly just below it (the curvature along the gradient at the edge)
+    zigzag = LEVEL * (0.985 + 0.02 * (-1.0) ** np.arange(40))
+    c = claims.oscillates_about(zigzag, LEVEL)
+    assert c and c.measured["fraction above"] == pytest.approx(0.5)
+    assert "fraction above the level in [0.1, 0.9]" in c.band
+    # always below: not about the level, however close
+    assert not claims.oscillates_about(np.full(40, 0.99 * LEVEL), LEVEL)
+    # always above
+    assert not claims.oscillates_about(np.full(40, 1.01 * LEVEL), LEVEL)
+    # crosses the level but its median is 5% off
+    far = LEVEL * (0.95 + 0.06 * (-1.0) ** np.arange(40) * (np.arange(40) % 4 == 0))
+    assert not claims.oscillates_about(far, LEVEL)
+    # every value counts: the first points are not dropped
+    assert claims.oscillates_about(zigzag, LEVEL).measured["points"] == 40
+    with pytest.raises(ValueError, match="above"):
+        claims.oscillates_about(zigzag, LEVEL, above=(0.9, 0.1))
+
+
 def test_116_is_not_below():
     # mini-batch SGD in the old lesson 7: ends at 1.16 x 2/eta
     s = np.concatenate([np.linspace(40, 110, 30), LEVEL * (1.16 + 0.02 * np.sin(np.arange(30)))])

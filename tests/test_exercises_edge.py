@@ -112,6 +112,35 @@ def test_step_change_that_leaves_the_step_taken_is_caught(capsys):
     assert "left the model's parameters moved" in capsys.readouterr().out
 
 
+def test_step_change_that_undoes_the_step_by_adding_eta_g_back_passes(capsys):
+    """p.sub_(eta g) then p.add_(eta g) leaves rounding error, not a moved parameter."""
+    def undo_in_place(model, loss_fn, x, y, eta):
+        pred = _library(model, loss_fn, x, y, eta)
+        params = list(model.parameters())
+        loss = loss_fn(model(x), y)
+        grads = torch.autograd.grad(loss, params)
+        with torch.no_grad():
+            for p, g in zip(params, grads):
+                p.sub_(eta * g)
+            after = float(loss_fn(model(x), y))
+            for p, g in zip(params, grads):
+                p.add_(eta * g)
+        return pred, after - float(loss)
+    assert edge.check_step_change(undo_in_place) is True, capsys.readouterr().out
+
+
+def test_step_change_that_leaves_a_small_shift_is_told_to_restore_from_a_copy(capsys):
+    from eosteach import hessian
+
+    def nudges(model, loss_fn, x, y, eta):
+        out = analysis.step_change(model, loss_fn, x, y, eta)
+        hessian.set_flat_params(model, hessian.flat_params(model) * (1 + 1e-9))
+        return out
+    assert edge.check_step_change(nudges) is False
+    out = capsys.readouterr().out
+    assert "left the model's parameters moved" in out and "restore theta from a copy" in out
+
+
 # --------------------------------------------------------------------------- exercise 2: Adam
 
 
@@ -139,6 +168,7 @@ ADAM_MISTAKES = [
     (lambda e, b: (2 + 2 * b) * (1 - b) / e, "multiply by (1 - beta1)"),
     (lambda e, b: 2 * e * (1 + b) / (1 - b), "eta in the numerator"),
     (lambda e, b: 7 / e, "eliminate m"),
+    (lambda e, b: 7 / e, "characteristic polynomial"),
 ]
 
 
@@ -149,3 +179,10 @@ def test_adam_mistakes_are_named(fn, message, capsys):
     assert out.startswith("Not yet") and message in out, out
 
 
+
+
+def test_adam_fallback_message_does_not_give_the_recurrence(capsys):
+    """The unnamed-mistake message points the way (eliminate m, lambda = -1) without the formula."""
+    assert edge.check_adam_threshold(lambda e, b: 7 / e) is False
+    out = capsys.readouterr().out
+    assert "eliminate m" in out and "(1 + beta1 - eta" not in out, out

@@ -491,8 +491,10 @@ def run_scrubber(run: runs.Run, trace: TopDirectionTrace | None = None):
     ax_loss.set_ylabel("train loss")
     ax_loss.set_title("loss")
     ax_s.plot(eig_steps, sharp, "-o", ms=3, color=color, label=r"sharpness $S$")
-    ax_s.plot(eig_steps, thr, "--", color=COLORS["threshold"], label="threshold")
-    ax_s.plot(eig_steps, 0.9 * thr, ":", color=COLORS["threshold"], label="0.9 x threshold")
+    # GD's threshold is 2/eta, as every other figure names it; momentum's has its own formula.
+    name = r"$2/\eta$" if run.config.opt == "gd" else "threshold"
+    ax_s.plot(eig_steps, thr, "--", color=COLORS["threshold"], label=name)
+    ax_s.plot(eig_steps, 0.9 * thr, ":", color=COLORS["threshold"], label=rf"$0.9\,\times$ {name}")
     finite = np.concatenate([sharp[np.isfinite(sharp)], thr[np.isfinite(thr)]])
     ax_s.set_ylim(0, (finite.max() if finite.size else 1.0) * 1.15)
     ax_s.set_xlabel("step")
@@ -506,7 +508,7 @@ def run_scrubber(run: runs.Run, trace: TopDirectionTrace | None = None):
         ax_p.plot(trace.step, trace.position, "-o", ms=3, color=color)
         ax_p.axhline(0.0, color="0.6", linewidth=0.8)
         ax_p.set_xlabel("step")
-        ax_p.set_ylabel(r"$\langle\theta_t-\theta_{start}, v_{\max}\rangle$")
+        ax_p.set_ylabel(r"$\langle\theta_t-\theta_{\rm start}, v_{\max}\rangle$")
         ax_p.set_title(r"position along $v_{\max}$")
         (dot,) = ax_p.plot([trace.step[0]], [trace.position[0]], "o", ms=10, color="black", mfc="none", mew=2)
     box = widgets.VBox([widgets.HBox([controls["step"], message]), view.image])
