@@ -22,8 +22,18 @@ def verdict(check, fn, capsys):
 
 
 def _parts(model, loss_fn, x, y):
-    _, g = hessian.flat_grad(model, loss_fn, x, y)
-    return g, hessian.hvp(model, loss_fn, x, y, g)
+    """(g, H g) by plain autograd: the checker of Exercise 1(a) rejects calls of eosteach.hessian."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    grads = torch.autograd.grad(loss_fn(model(x), y), params, create_graph=True)
+    g = torch.cat([t.reshape(-1) for t in grads])
+    hg = torch.cat([t.reshape(-1) for t in torch.autograd.grad(g @ g.detach(), params)])
+    return g.detach(), hg
+
+
+def _top(model, loss_fn, x, y):
+    """The top eigenvalue of the batch Hessian, from a dense Hessian (no eosteach.hessian)."""
+    _, H = ex._dense_reference(model, loss_fn, x, y)
+    return float(torch.linalg.eigvalsh(H)[-1])
 
 
 def good_curvature(model, loss_fn, x, y):
@@ -36,7 +46,6 @@ def good_curvature(model, loss_fn, x, y):
 
 def test_gradient_curvature_right_answers_pass(capsys):
     assert verdict(ex.check_gradient_curvature, good_curvature, capsys)[0] is True
-    assert verdict(ex.check_gradient_curvature, hessian.gradient_curvature, capsys)[0] is True
     # a 0-d tensor is a number too
     tensor_answer = lambda *a: torch.tensor(good_curvature(*a))  # noqa: E731
     assert verdict(ex.check_gradient_curvature, tensor_answer, capsys)[0] is True
@@ -51,7 +60,7 @@ def test_gradient_curvature_stub_is_not_attempted(capsys):
     (lambda m, f, x, y: float((lambda g, hg: g @ hg)(*_parts(m, f, x, y))), "that is g^T H g"),
     (lambda m, f, x, y: float((lambda g, hg: g @ hg / g.norm())(*_parts(m, f, x, y))), "divided by ||g||"),
     (lambda m, f, x, y: float((lambda g, hg: hg.norm() / g.norm())(*_parts(m, f, x, y))), "||H g|| / ||g||"),
-    (lambda m, f, x, y: hessian.sharpness(m, f, x, y, tol=1e-12, max_products=200).top, "largest eigenvalue"),
+    (_top, "largest eigenvalue"),
     (lambda m, f, x, y: float((lambda g, hg: g @ g)(*_parts(m, f, x, y))), "squared gradient norm"),
     (lambda *a: 2 * good_curvature(*a), "both copies of g attached"),
     (lambda *a: 0.5 * good_curvature(*a), "half the answer"),
@@ -80,6 +89,18 @@ def test_gradient_curvature_catches_a_step_and_a_vector(capsys):
     assert result is False and "ZeroDivisionError" in out
 
 
+def test_gradient_curvature_rejects_the_library(capsys):
+    """Writing the Hessian-vector product is the exercise: a call of eosteach.hessian is named,
+    even when the value is right, and the module is left as it was."""
+    hvp_before = hessian.hvp
+    result, out = verdict(ex.check_gradient_curvature, hessian.gradient_curvature, capsys)
+    assert result is False and "you called eosteach.hessian." in out
+    g_hvp = lambda m, f, x, y: float((lambda g: g @ hessian.hvp(m, f, x, y, g) / (g @ g))(_parts(m, f, x, y)[0]))  # noqa: E731
+    result, out = verdict(ex.check_gradient_curvature, g_hvp, capsys)
+    assert result is False and "you called eosteach.hessian.hvp" in out
+    assert hessian.hvp is hvp_before
+
+
 def test_gradient_curvature_undetached_double_product_is_named(capsys):
     """The likely source of a factor 2: differentiating g . g with both copies on the graph."""
     def undetached(model, loss_fn, x, y):
@@ -97,12 +118,30 @@ def test_gradient_curvature_undetached_double_product_is_named(capsys):
 # --------------------------------------------------------------------------- batch sharpness
 
 
-def good_batch_sharpness(model, loss_fn, x, y, batch_size, n_batches, generator):
+def _values(model, loss_fn, x, y, batch_size, n_batches, generator):
     values = []
     for _ in range(n_batches):
         idx = torch.randperm(x.shape[0], generator=generator)[:batch_size]
         values.append(hessian.gradient_curvature(model, loss_fn, x[idx], y[idx]))
-    return float(np.mean(values))
+    return np.array(values)
+
+
+def good_batch_sharpness(model, loss_fn, x, y, batch_size, n_batches, generator):
+    v = _values(model, loss_fn, x, y, batch_size, n_batches, generator)
+    return float(v.mean()), float(v.std(ddof=1) / np.sqrt(n_batches))
+
+
+def _mean_only(fn):
+    """A wrong mean, paired with a standard error (the checker judges the mean first)."""
+    return lambda *a, **kw: (fn(*a, **kw), 0.0)
+
+
+def _se(rule):
+    """The right mean with the standard error computed by ``rule(values, k)``."""
+    def answer(model, loss_fn, x, y, b, k, generator):
+        v = _values(model, loss_fn, x, y, b, k, generator)
+        return float(v.mean()), float(rule(v, k))
+    return answer
 
 
 def _batch_parts(model, loss_fn, x, y, batch_size, n_batches, generator, replace=False):
@@ -141,16 +180,22 @@ def _with_replacement(model, loss_fn, x, y, b, k, generator):
 
 def _global_rng(model, loss_fn, x, y, b, k, generator):
     torch.manual_seed(1234)
-    return good_batch_sharpness(model, loss_fn, x, y, b, k, None)
+    return float(_values(model, loss_fn, x, y, b, k, None).mean())
 
 
 def _wrong_size(model, loss_fn, x, y, b, k, generator):
-    return good_batch_sharpness(model, loss_fn, x, y, max(1, b - 1), k, generator)
+    return float(_values(model, loss_fn, x, y, max(1, b - 1), k, generator).mean())
 
 
 def test_batch_sharpness_right_answers_pass(capsys):
     assert verdict(ex.check_batch_sharpness, good_batch_sharpness, capsys)[0] is True
-    assert verdict(ex.check_batch_sharpness, hessian.batch_sharpness, capsys)[0] is True
+    # the library's mean, with the standard error of the same batches, passes too
+    def library(model, loss_fn, x, y, b, k, generator):
+        state = generator.get_state()
+        mean = hessian.batch_sharpness(model, loss_fn, x, y, b, k, generator=generator)
+        v = _values(model, loss_fn, x, y, b, k, torch.Generator().set_state(state))
+        return mean, float(v.std(ddof=1) / np.sqrt(k))
+    assert verdict(ex.check_batch_sharpness, library, capsys)[0] is True
 
 
 def test_batch_sharpness_reference_is_the_library_with_the_same_generator():
@@ -168,18 +213,26 @@ def test_batch_sharpness_stub_is_not_attempted(capsys):
 
 
 @pytest.mark.parametrize("wrong, message", [
-    (_ratio_of_means, "ratio of means"),
-    (_full_gradient, "full-batch gradient"),
-    (_top_eigenvalue, "top eigenvalue of the batch Hessians"),
-    (_with_replacement, "WITHOUT replacement"),
-    (lambda *a, **kw: 2 * good_batch_sharpness(*a, **kw), "both copies of g attached"),
-    (lambda m, f, x, y, b, k, generator: good_batch_sharpness(m, f, x, y, b, 1, generator), "first batch alone"),
-    (_global_rng, "the generator you are given"),
-    (_wrong_size, "each batch has batch_size"),
-    (lambda *a, **kw: [1.0, 2.0], "return one number"),
+    (_mean_only(_ratio_of_means), "ratio of means"),
+    (_mean_only(_full_gradient), "full-batch gradient"),
+    (_mean_only(_top_eigenvalue), "top eigenvalue of the batch Hessians"),
+    (_mean_only(_with_replacement), "WITHOUT replacement"),
+    (lambda *a, **kw: (2 * good_batch_sharpness(*a, **kw)[0], 0.0), "both copies of g attached"),
+    (lambda m, f, x, y, b, k, generator: (float(_values(m, f, x, y, b, 1, generator)[0]), 0.0), "first batch alone"),
+    (_mean_only(_global_rng), "the generator you are given"),
+    (_mean_only(_wrong_size), "each batch has batch_size"),
+    (lambda *a, **kw: good_batch_sharpness(*a, **kw)[0], "return two numbers"),
+    (lambda *a, **kw: [1.0, 2.0, 3.0], "return two numbers"),
     (lambda *a, **kw: 1 / 0, "ZeroDivisionError"),
+    (_se(lambda v, k: v.std(ddof=1)), "the spread"),
+    (_se(lambda v, k: v.std(ddof=0) / np.sqrt(k)), "ddof = 0"),
+    (_se(lambda v, k: v.std(ddof=1) / k), "you divided by k"),
+    (_se(lambda v, k: v.var(ddof=1) / np.sqrt(k)), "uses the variance"),
+    (_se(lambda v, k: v.var(ddof=1) / k), "squared standard error"),
+    (_se(lambda v, k: 1.0), "divided by sqrt(k)"),
 ], ids=["ratio-of-means", "full-gradient", "top-eigenvalue", "with-replacement", "times-2", "one-batch",
-        "global-rng", "wrong-size", "vector", "error"])
+        "global-rng", "wrong-size", "mean-only", "three-numbers", "error", "se-spread", "se-ddof0", "se-over-k",
+        "se-variance", "se-squared", "se-other"])
 def test_batch_sharpness_named_mistakes(wrong, message, capsys):
     result, out = verdict(ex.check_batch_sharpness, wrong, capsys)
     assert result is False and message in out, out
@@ -236,8 +289,24 @@ def _no_square_root(X, y, depth):
     return float(np.linalg.eigvalsh(J @ J.T / X.shape[0])[-1])
 
 
+def _unbalanced(X, y, depth):
+    X, y = np.asarray(X, float), np.asarray(y, float)
+    J = np.column_stack([X] + [y] * (depth - 1))       # u = w*, v_i = 1: interpolating, not balanced
+    return float(np.linalg.eigvalsh(J @ J.T / X.shape[0])[-1])
+
+
+def _one_column(X, y, depth):
+    X, y = np.asarray(X, float), np.asarray(y, float)
+    w = np.linalg.pinv(X) @ y
+    a = np.linalg.norm(w) ** (1 / depth)
+    J = np.column_stack([a ** (depth - 1) * X, y / a])  # one y/a column instead of D - 1
+    return float(np.linalg.eigvalsh(J @ J.T / X.shape[0])[-1])
+
+
 @pytest.mark.parametrize("wrong, message", [
     (_aligned, "exact only when y lies along"),
+    (_unbalanced, "not the balanced one"),
+    (_one_column, "you kept only one"),
     (_x_term_only, "y y^T term is missing"),
     (_no_square_root, "missing square root"),
     (lambda X, y, D: good_balanced(X, y, D) * X.shape[0], "N times too large"),
@@ -245,7 +314,7 @@ def _no_square_root(X, y, depth):
     (lambda X, y, D: 1.0, "the LARGEST eigenvalue"),
     (lambda X, y, D: [][0], "IndexError"),
     (lambda X, y, D: np.array([good_balanced(X, y, D)]), "not an array of shape (1,)"),
-], ids=["aligned-formula", "x-term-only", "no-square-root", "times-N", "over-N", "other", "error", "array"])
+], ids=["aligned-formula", "unbalanced", "one-column", "x-term-only", "no-square-root", "times-N", "over-N", "other", "error", "array"])
 def test_balanced_sharpness_named_mistakes(wrong, message, capsys):
     result, out = verdict(ex.check_balanced_sharpness, wrong, capsys)
     assert result is False and message in out

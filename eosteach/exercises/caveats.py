@@ -8,8 +8,9 @@
 * ``check_batch_sharpness(fn)``: that average itself, the batch sharpness
   E_B[g_B^T H_B g_B / ||g_B||^2] over ``n_batches`` batches of ``batch_size`` distinct
   examples, each the first ``batch_size`` entries of ``torch.randperm(m, generator=...)``
-  (the sampling law of ``eosteach.hessian.batch_sharpness``). The reference is again a
-  dense float64 Hessian per batch, on the same batches.
+  (the sampling law of ``eosteach.hessian.batch_sharpness``), together with its standard
+  error std(ratios, ddof=1) / sqrt(n_batches). The reference is again a dense float64
+  Hessian per batch, on the same batches.
 * ``check_balanced_sharpness(fn)``: the sharpness of the minimalist model (Yoo, Song & Yun
   2025) at its balanced interpolating minimum, straight from the data,
 
@@ -26,6 +27,7 @@ import numpy as np
 import torch
 from torch.func import functional_call
 
+from .. import hessian as _hessian
 from .. import losses, minimalist
 from .feedback import Feedback, checker
 
@@ -67,9 +69,44 @@ def _dense_reference(net, loss_fn, x, y):
     return g, 0.5 * (H + H.T)
 
 
-def _one_number(fb, net, call, what: str):
-    """Call the learner's function; its result as a float, or None after saying what went
-    wrong (it raised, it changed the model's parameters, it did not return one number)."""
+class _Watch:
+    """While active, records the functions of ``eosteach.hessian`` that are called (looked up
+    on the module at call time, as ``hessian.gradient_curvature(...)`` and the module's own
+    functions do); ``name`` is the first public one, else the first one."""
+
+    def __init__(self):
+        self.called: list[str] = []
+        self._saved: dict = {}
+
+    def __enter__(self):
+        for name in dir(_hessian):
+            fn = getattr(_hessian, name)
+            if name.startswith("__") or not callable(fn) or isinstance(fn, type) \
+                    or getattr(fn, "__module__", None) != _hessian.__name__:
+                continue
+            self._saved[name] = fn
+
+            def spy(*a, _name=name, _fn=fn, **k):
+                self.called.append(_name)
+                return _fn(*a, **k)
+
+            setattr(_hessian, name, spy)
+        return self
+
+    @property
+    def name(self) -> str:
+        public = [n for n in self.called if not n.startswith("_")]
+        return (public or self.called)[0]
+
+    def __exit__(self, *exc):
+        for name, fn in self._saved.items():
+            setattr(_hessian, name, fn)
+        return False
+
+
+def _call(fb, net, call):
+    """Call the learner's function: (True, output), or (False, None) after saying what went
+    wrong (it raised, it changed the model's parameters)."""
     before = [p.detach().clone() for p in net.parameters()]
     try:
         out = call()
@@ -77,10 +114,19 @@ def _one_number(fb, net, call, what: str):
         if isinstance(err, NotImplementedError):
             raise
         fb.fail(f"calling it raised {type(err).__name__}: {err}")
-        return None
+        return False, None
     if any(not torch.equal(p.detach(), b) for p, b in zip(net.parameters(), before)):
         fb.fail("the call changed the model's parameters: measure at the parameters you are given, "
                 "without taking a step")
+        return False, None
+    return True, out
+
+
+def _one_number(fb, net, call, what: str):
+    """Call the learner's function; its result as a float, or None after saying what went
+    wrong (it raised, it changed the model's parameters, it did not return one number)."""
+    ok, out = _call(fb, net, call)
+    if not ok:
         return None
     try:
         return float(torch.as_tensor(out).detach().double().reshape(()))
@@ -100,15 +146,22 @@ def check_gradient_curvature(fn) -> bool:
     instead of ||g||^2, the norm ||H g|| / ||g|| instead of the projection on g, the top
     eigenvalue of the batch Hessian (the batch's own sharpness) instead of the curvature
     along the gradient, the squared gradient norm, a stray factor 2 or 1/2, the curvature of
-    the summed (not averaged) batch loss, and a model whose parameters were changed by the call."""
+    the summed (not averaged) batch loss, a model whose parameters were changed by the call,
+    and a call of the library's ``eosteach.hessian`` (writing the Hessian-vector product is
+    the exercise)."""
     fb = Feedback("curvature along the gradient")
     for net, loss_fn, x, y, loss_name in _curvature_problems():
         g, H = _dense_reference(net, loss_fn, x, y)
         g_sq = float(g @ g)
         hg = H @ g
         expected = float(g @ hg) / g_sq
-        got = _one_number(fb, net, lambda: fn(net, loss_fn, x.clone(), y.clone()), "a float")
+        with _Watch() as watch:
+            got = _one_number(fb, net, lambda: fn(net, loss_fn, x.clone(), y.clone()), "a float")
         if got is None:
+            break
+        if watch.called:
+            fb.fail(f"you called eosteach.hessian.{watch.name}: here the exercise is to write the "
+                    "Hessian-vector product yourself, with torch.autograd.grad twice (see the hints)")
             break
         if np.isclose(got, expected, rtol=1e-7):
             continue
@@ -189,19 +242,23 @@ def _row_ids(seen, x):
 
 @checker("batch sharpness", library="eosteach.hessian.batch_sharpness")
 def check_batch_sharpness(fn) -> bool:
-    """Check ``fn(model, loss_fn, x, y, batch_size, n_batches, generator) -> float``: the mean over
-    ``n_batches`` mini-batches of g_B^T H_B g_B / ||g_B||^2, each batch the first ``batch_size``
-    entries of ``torch.randperm(m, generator=generator)``, against dense float64 Hessians on
-    the same batches (so it equals ``eosteach.hessian.batch_sharpness`` with an identically
-    seeded generator), for b = 4 and 7 of m = 12 examples, and for b = m.
+    """Check ``fn(model, loss_fn, x, y, batch_size, n_batches, generator) -> (mean, standard_error)``:
+    the mean over ``n_batches`` mini-batches of g_B^T H_B g_B / ||g_B||^2, each batch the first
+    ``batch_size`` entries of ``torch.randperm(m, generator=generator)``, against dense float64
+    Hessians on the same batches (so the mean equals ``eosteach.hessian.batch_sharpness`` with
+    an identically seeded generator), and the standard error of that mean,
+    std(ratios, ddof=1) / sqrt(n_batches); for b = 4 and 7 of m = 12 examples, and for b = m.
 
     Named mistakes (the batches are seen through a wrapper that records every forward
-    call): the ratio of means E[g^T H g] / E[||g||^2] instead of the mean of ratios, the
-    full-batch gradient used with the batch Hessian, the top eigenvalue of each batch
-    Hessian (the "MiniBS" of the paper's first version), batches drawn with replacement
-    (a repeated example), batches of the wrong size, the generator not used (other
-    batches), a single batch instead of the average, a factor 2 from differentiating g . g
-    with both copies attached, and a model whose parameters were changed by the call."""
+    call): one number returned instead of the pair, the ratio of means E[g^T H g] / E[||g||^2]
+    instead of the mean of ratios, the full-batch gradient used with the batch Hessian, the
+    top eigenvalue of each batch Hessian (the "MiniBS" of the paper's first version), batches
+    drawn with replacement (a repeated example), batches of the wrong size, the generator not
+    used (other batches), a single batch instead of the average, a factor 2 from
+    differentiating g . g with both copies attached, a model whose parameters were changed by
+    the call; for the standard error: the spread of one batch (the standard deviation, not
+    divided by sqrt(k)), the population standard deviation (ddof = 0), a division by k
+    instead of sqrt(k), and the variance."""
     fb = Feedback("batch sharpness")
     net, loss_fn, x, y = _batch_problem()
     m = x.shape[0]
@@ -209,53 +266,81 @@ def check_batch_sharpness(fn) -> bool:
     for batch_size, n_batches, seed in ((4, 6, 11), (7, 5, 12), (m, 3, 13)):
         batches = _batches(m, batch_size, n_batches, seed)
         parts = [_dense_reference(net, loss_fn, x[idx], y[idx]) for idx in batches]
-        ratios = [float(g @ H @ g) / float(g @ g) for g, H in parts]
+        ratios = np.array([float(g @ H @ g) / float(g @ g) for g, H in parts])
         expected = float(np.mean(ratios))
+        expected_se = float(np.std(ratios, ddof=1) / np.sqrt(n_batches))
         recorder = _Recorder(net)
-        got = _one_number(fb, net, lambda: fn(recorder, loss_fn, x.clone(), y.clone(), batch_size, n_batches,
-                                              generator=torch.Generator().manual_seed(seed)), "a float, the average")
-        if got is None:
+        ok, out = _call(fb, net, lambda: fn(recorder, loss_fn, x.clone(), y.clone(), batch_size, n_batches,
+                                            generator=torch.Generator().manual_seed(seed)))
+        if not ok:
             break
-        if np.isclose(got, expected, rtol=1e-7):
+        try:
+            got, got_se = (float(torch.as_tensor(v).detach().double().reshape(())) for v in out)
+        except Exception:  # noqa: BLE001
+            fb.fail(f"return two numbers, (mean, standard error), not {type(out).__name__}"
+                    + (f" of shape {tuple(torch.as_tensor(out).shape)}" if isinstance(out, (torch.Tensor, np.ndarray)) else ""))
+            break
+        where = f"b = {batch_size} of m = {m}, {n_batches} batches: "
+        if not np.isclose(got, expected, rtol=1e-7):
+            where += f"expected the mean {expected:.6g}, got {got:.6g}; "
+            seen = [ids for ids in _row_ids(recorder.seen, x) if len(ids) < m or batch_size == m]
+            small = [ids for ids in seen if len(ids) < m]
+            if any(len(set(ids)) < len(ids) for ids in small):
+                fb.fail(where + "a batch contains the same example twice: draw each batch WITHOUT replacement "
+                        "(b distinct examples, like one batch of an SGD epoch)")
+                break
+            if batch_size < m and small and any(len(ids) != batch_size for ids in small):
+                sizes = sorted({len(ids) for ids in small})
+                fb.fail(where + f"your batches have {sizes} examples: each batch has batch_size = {batch_size}")
+                break
+            g_sq = [float(g @ g) for g, _ in parts]
+            gHg = [float(g @ H @ g) for g, H in parts]
+            candidates = (
+                (sum(gHg) / sum(g_sq), "that is a ratio of means, E[g^T H g] / E[||g||^2]: the batch sharpness "
+                                       "is the mean of the ratios, one Rayleigh quotient per batch, then averaged"),
+                (float(np.mean([float(g_full @ H @ g_full) for _, H in parts])) / float(g_full @ g_full),
+                 "that is the full-batch gradient with each batch's Hessian: each batch's curvature is along its "
+                 "OWN gradient g_B, the direction SGD actually steps in"),
+                (float(np.mean([float(torch.linalg.eigvalsh(H)[-1]) for _, H in parts])),
+                 "that is the mean top eigenvalue of the batch Hessians (the quantity of the paper's first "
+                 "version): the batch sharpness is the curvature along each batch's gradient, g_B^T H_B g_B / "
+                 "||g_B||^2, not the batch's sharpest direction"),
+                (2 * expected, "you are twice too large: did you differentiate g . g with both copies of g attached? "
+                               "grad(g . g) = 2 H g; detach one copy"),
+                (ratios[0], "that is the first batch alone: average over all n_batches batches"),
+            )
+            hint = next((h for value, h in candidates if np.isclose(got, value, rtol=1e-6)), None)
+            if hint is None and batch_size < m and small and not any(
+                    sorted(ids) == sorted(int(i) for i in idx) for ids in small for idx in batches[:1]):
+                hint = ("your batches are not the ones the generator gives: draw batch k as the first batch_size "
+                        "entries of a fresh random permutation of the m examples, from the generator you are "
+                        "given (not the global random state), one permutation per batch")
+            fb.fail(where + (hint or "compare with the mean over the batches of g_B^T H_B g_B / ||g_B||^2, g_B and "
+                                     "H_B the gradient and Hessian of the loss on that batch alone"))
+            break
+        tol = dict(rtol=1e-6, atol=1e-9 * abs(expected))
+        if np.isclose(got_se, expected_se, **tol):
             continue
-        where = f"b = {batch_size} of m = {m}, {n_batches} batches: expected {expected:.6g}, got {got:.6g}; "
-        seen = [ids for ids in _row_ids(recorder.seen, x) if len(ids) < m or batch_size == m]
-        small = [ids for ids in seen if len(ids) < m]
-        if any(len(set(ids)) < len(ids) for ids in small):
-            fb.fail(where + "a batch contains the same example twice: draw each batch WITHOUT replacement "
-                    "(b distinct examples, like one batch of an SGD epoch)")
-            break
-        if batch_size < m and small and any(len(ids) != batch_size for ids in small):
-            sizes = sorted({len(ids) for ids in small})
-            fb.fail(where + f"your batches have {sizes} examples: each batch has batch_size = {batch_size}")
-            break
-        g_sq = [float(g @ g) for g, _ in parts]
-        gHg = [float(g @ H @ g) for g, H in parts]
-        candidates = (
-            (sum(gHg) / sum(g_sq), "that is a ratio of means, E[g^T H g] / E[||g||^2]: the batch sharpness "
-                                   "is the mean of the ratios, one Rayleigh quotient per batch, then averaged"),
-            (float(np.mean([float(g_full @ H @ g_full) for _, H in parts])) / float(g_full @ g_full),
-             "that is the full-batch gradient with each batch's Hessian: each batch's curvature is along its "
-             "OWN gradient g_B, the direction SGD actually steps in"),
-            (float(np.mean([float(torch.linalg.eigvalsh(H)[-1]) for _, H in parts])),
-             "that is the mean top eigenvalue of the batch Hessians (the quantity of the paper's first "
-             "version): the batch sharpness is the curvature along each batch's gradient, g_B^T H_B g_B / "
-             "||g_B||^2, not the batch's sharpest direction"),
-            (2 * expected, "you are twice too large: did you differentiate g . g with both copies of g attached? "
-                           "grad(g . g) = 2 H g; detach one copy"),
-            (ratios[0], "that is the first batch alone: average over all n_batches batches"),
+        k = n_batches
+        se_candidates = (
+            (float(np.std(ratios, ddof=1)), "that is the standard deviation of one batch's value, the spread; the "
+                                            "standard error of a mean of k values is that divided by sqrt(k)"),
+            (float(np.std(ratios, ddof=0) / np.sqrt(k)), "you used the population standard deviation (ddof = 0): "
+                                                        "from k samples estimate it with k - 1 (ddof = 1)"),
+            (float(np.std(ratios, ddof=1) / k), "you divided by k: the standard error falls like 1/sqrt(k), not 1/k"),
+            (float(np.var(ratios, ddof=1) / np.sqrt(k)), "that uses the variance: take its square root, the "
+                                                         "standard deviation"),
+            (float(np.var(ratios, ddof=1) / k), "that is the squared standard error (the variance of the mean): "
+                                                "take its square root"),
         )
-        hint = next((h for value, h in candidates if np.isclose(got, value, rtol=1e-6)), None)
-        if hint is None and batch_size < m and small and not any(
-                sorted(ids) == sorted(int(i) for i in idx) for ids in small for idx in batches[:1]):
-            hint = ("your batches are not the ones the generator gives: draw batch k as the first batch_size "
-                    "entries of a fresh random permutation of the m examples, from the generator you are "
-                    "given (not the global random state), one permutation per batch")
-        fb.fail(where + (hint or "compare with the mean over the batches of g_B^T H_B g_B / ||g_B||^2, g_B and "
-                                 "H_B the gradient and Hessian of the loss on that batch alone"))
+        hint = next((h for value, h in se_candidates if np.isclose(got_se, value, **tol)),
+                    "the standard error of the mean of k values is their sample standard deviation (ddof = 1) "
+                    "divided by sqrt(k)")
+        fb.fail(where + f"the mean is right; expected the standard error {expected_se:.6g}, got {got_se:.6g}; {hint}")
         break
     return fb.report("your batch sharpness equals the mean of g_B^T H_B g_B / ||g_B||^2 over the generator's "
-                     "batches, computed with dense Hessians (the same as eosteach.hessian.batch_sharpness).")
+                     "batches, computed with dense Hessians (the same as eosteach.hessian.batch_sharpness), "
+                     "and your standard error is std(ddof=1) / sqrt(k).")
 
 
 # --------------------------------------------------------------------------- the minimalist model
@@ -270,6 +355,19 @@ def _no_root(X, y, depth) -> float:
     """The top eigenvalue with the layers balanced at a = Q^(1/D) (a^D = Q: a missing square root)."""
     a = minimalist.difficulty(X, y) ** (1 / depth)
     G = (a ** (2 * (depth - 1)) * X @ X.T + (depth - 1) / a ** 2 * np.outer(y, y)) / X.shape[0]
+    return float(np.linalg.eigvalsh(G)[-1])
+
+
+def _unbalanced(X, y, depth) -> float:
+    """The top eigenvalue at u = w*, v_i = 1 (an interpolating minimum, but not the balanced one)."""
+    G = (X @ X.T + (depth - 1) * np.outer(y, y)) / X.shape[0]
+    return float(np.linalg.eigvalsh(G)[-1])
+
+
+def _one_column(X, y, depth) -> float:
+    """The top eigenvalue with a single y/a column in J instead of D - 1 of them."""
+    a = minimalist.difficulty(X, y) ** (1 / (2 * depth))
+    G = (a ** (2 * (depth - 1)) * X @ X.T + np.outer(y, y) / a ** 2) / X.shape[0]
     return float(np.linalg.eigvalsh(G)[-1])
 
 
@@ -293,8 +391,9 @@ def check_balanced_sharpness(fn) -> bool:
     """``fn(X (N, d), y (N,), depth) -> float``: S* at the balanced interpolating minimum,
     against the top eigenvalue of the model's full Hessian there (depths 2-4, general and
     aligned data). Named mistakes: the aligned formula D sigma_1^2 Q^((D-1)/D) / N used on
-    general data, the y y^T term left out, the layers balanced at a^D = Q instead of sqrt(Q), a factor N too many or too few, an array returned
-    instead of a float."""
+    general data, the y y^T term left out, the layers balanced at a^D = Q instead of sqrt(Q),
+    an unbalanced interpolating minimum (u = w*, v_i = 1), a single y/a column in J instead of
+    D - 1, a factor N too many or too few, an array returned instead of a float."""
     fb = Feedback("balanced_sharpness")
     for X, y, depth, kind in _cases():
         expected = _reference(X, y, depth)
@@ -324,6 +423,12 @@ def check_balanced_sharpness(fn) -> bool:
         elif np.isclose(got, _no_root(X, y, depth), rtol=1e-7):
             hint = ("you balanced with a^D = Q = ||w*||^2: balance makes ||u|| v_1 ... v_{D-1} = a^D equal "
                     "||w*|| = sqrt(Q) (a missing square root).")
+        elif np.isclose(got, _unbalanced(X, y, depth), rtol=1e-7):
+            hint = ("that is the sharpness at u = w*, v_i = 1: an interpolating minimum, but not the balanced one "
+                    "GD finds from a small balanced start. Balance the layers: ||u|| = v_i = a with a^D = ||w*||.")
+        elif depth > 2 and np.isclose(got, _one_column(X, y, depth), rtol=1e-7):
+            hint = ("J has one column y/a for EACH of the D - 1 scalars v_1 ... v_{D-1}: you kept only one "
+                    "(the y y^T term needs the factor D - 1).")
         elif np.isclose(got, expected * n, rtol=1e-7):
             hint = "you are N times too large: the loss has a 1/(2N), so the Hessian has a 1/N."
         elif np.isclose(got, expected / n, rtol=1e-7):

@@ -105,7 +105,10 @@ def minimalist_demo(datasets, *, steps: int = 3000) -> widgets.VBox:
         if r.status == "diverged":
             ax_l.plot(r.step[-1], loss[-1], "x", ms=10, mew=2, color=COLORS["heavy_ball"], label="diverged")
             ax_l.legend(fontsize=10, loc="lower right")
-        ax_l.set(xlabel="step", ylabel="training loss", ylim=(LOSS_FLOOR / 10, LOSS_CEILING * 10))
+        # The axis follows the curve (a converged run would fill a third of a fixed 1e-12..1e6
+        # axis); a diverged one keeps the ceiling in view.
+        top = LOSS_CEILING * 10 if r.status == "diverged" else 3 * float(loss.max())
+        ax_l.set(xlabel="step", ylabel="training loss", ylim=(max(LOSS_FLOOR / 10, 0.3 * float(loss.min())), top))
         verdict = {"diverged": f"diverged at step {len(r.loss) - 1}", "goal_reached": "converged",
                    "finished": f"still training after {steps} steps"}[r.status]
         ax_l.set_title(f"N = {n}, D = {D}: {verdict}")
