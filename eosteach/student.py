@@ -14,6 +14,10 @@ The lessons mark their exercises with cell tags (see the lesson structure in the
 Every output, execution count and saved widget state is cleared, so a student copy shows
 nothing that a run would compute. The build is deterministic: the same lessons give the
 same copies, which is what ``--check`` (and ``tests/test_student.py``) compares.
+
+Needs no nbgrader. ``eosteach.grading`` turns the same tags into nbgrader assignments, whose
+student version (``nbgrader generate_assignment``) is this copy up to nbgrader's own
+metadata (``tests/test_nbgrader.py`` compares the two).
 """
 
 from __future__ import annotations
