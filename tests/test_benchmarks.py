@@ -24,7 +24,8 @@ def last_line(capsys):
 def test_train_benchmark_last_line(capsys):
     load("train").main(["--steps", "6", "--track-steps", "8", "--repeats", "1", "--n-train", "40"])
     line = last_line(capsys)
-    assert re.fullmatch(rf"train-benchmark: runner_vs_bare=({NUMBER}) tracking_overhead=({NUMBER})", line), line
+    assert re.fullmatch(rf"train-benchmark: runner_vs_bare=({NUMBER}) tracking_overhead=({NUMBER})"
+                        rf" tracking_overhead_eos=({NUMBER}|n/a)", line), line
 
 
 def test_sharpness_benchmark_last_line(capsys, cifar_root):
