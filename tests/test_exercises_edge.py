@@ -92,11 +92,16 @@ STEP_MISTAKES = [
 ]
 
 
-@pytest.mark.parametrize("fn, message", STEP_MISTAKES, ids=[m for _, m in STEP_MISTAKES])
-def test_step_change_mistakes_are_named(fn, message, capsys):
-    assert edge.check_step_change(fn) is False
+def assert_named(check, fn, message, capsys):
+    """The checker rejects ``fn`` and its feedback names the mistake."""
+    assert check(fn) is False
     out = capsys.readouterr().out
     assert out.startswith("Not yet") and message in out, out
+
+
+@pytest.mark.parametrize("fn, message", STEP_MISTAKES, ids=[m for _, m in STEP_MISTAKES])
+def test_step_change_mistakes_are_named(fn, message, capsys):
+    assert_named(edge.check_step_change, fn, message, capsys)
 
 
 def test_step_change_that_leaves_the_step_taken_is_caught(capsys):
@@ -174,11 +179,7 @@ ADAM_MISTAKES = [
 
 @pytest.mark.parametrize("fn, message", ADAM_MISTAKES, ids=[m for _, m in ADAM_MISTAKES])
 def test_adam_mistakes_are_named(fn, message, capsys):
-    assert edge.check_adam_threshold(fn) is False
-    out = capsys.readouterr().out
-    assert out.startswith("Not yet") and message in out, out
-
-
+    assert_named(edge.check_adam_threshold, fn, message, capsys)
 
 
 def test_adam_fallback_message_does_not_give_the_recurrence(capsys):
