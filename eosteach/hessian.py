@@ -92,6 +92,7 @@ __all__ = [
     "lanczos",
     "power_iteration",
     "preconditioned_sharpness",
+    "ritz_error_bounds",
     "set_flat_params",
     "sharpness",
     "sharpness_gradient",
