@@ -42,7 +42,8 @@ word                          band
 ``falls_non_monotonically``   rises at >= 10% of steps, yet each window's mean is below the
                               previous window's (windows of ``window`` values)
 ``about``                     |value - target| <= rel x |target| (rel = 0.1: "about")
-``tracks``                    max |a - b| / max |b| <= rel (rel = 0.05)
+``tracks``                    max |a - b| / max |b| <= rel (rel = 0.05); with pointwise=True,
+                              |a - b| <= rel x |b| at every point
 ``below`` / ``above``         value < level / value > level
 ============================  =====================================================================
 """
@@ -142,7 +143,7 @@ def rises_to(values, level, text=None) -> Claim:
     """Starts below the level (<= 0.95 x) and later reaches it (>= 0.95 x)."""
     s, lv = _series("values", values, 2), _level("level", level)
     ok = bool(s[0] <= REACH * lv and s.max() >= REACH * lv)
-    return Claim(_text(text, "rises to the level"), ok, f"first <= {REACH} x level <= max / {REACH}",
+    return Claim(_text(text, "rises to the level"), ok, f"first <= {REACH} x level <= max",
                  {"first / level": s[0] / lv, "max / level": s.max() / lv})
 
 
@@ -294,11 +295,19 @@ def about(value, target, rel: float = 0.1, text=None) -> Claim:
     return Claim(_text(text, f"about {t:g}"), ok, f"within {rel:g} x {t:g}", {"value": v, "target": t})
 
 
-def tracks(a, b, rel: float = 0.05, text=None) -> Claim:
-    """Series ``a`` follows ``b``: max |a - b| / max |b| <= rel."""
+def tracks(a, b, rel: float = 0.05, text=None, pointwise: bool = False) -> Claim:
+    """Series ``a`` follows ``b``: max |a - b| / max |b| <= rel, the deviation measured against
+    the scale of the whole series. With ``pointwise=True`` every point must agree on its own,
+    |a_i - b_i| <= rel x |b_i| ("each within 2%"), which is stricter where |b| is small."""
     x, y, rel = _series("a", a), _series("b", b), validate.positive("rel", rel)
     if x.shape != y.shape:
         raise ValueError(f"a and b must have the same length, got {x.size} and {y.size}")
+    if pointwise:
+        if np.any(y == 0):
+            raise ValueError("b must be nonzero everywhere when pointwise=True (a relative deviation)")
+        dev = float(np.max(np.abs(x - y) / np.abs(y)))
+        return Claim(_text(text, "tracks"), bool(dev <= rel), f"|a - b| <= {rel:g} x |b| at every point",
+                     {"max |a - b| / |b|": dev})
     dev = float(np.max(np.abs(x - y)) / np.max(np.abs(y)))
     return Claim(_text(text, "tracks"), bool(dev <= rel), f"max |a - b| <= {rel:g} x max |b|",
                  {"max deviation / max |b|": dev})

@@ -8,6 +8,11 @@ the train accuracy reached 99%, the sharpness S = lambda_max(H) measured every 5
 They were made with ``eosteach sweep`` (``MADE_BY``) on a 2-core CPU, and each is named by its
 2/eta: ``load("fig1-tanh-150")`` is the run at eta = 2/150.
 
+A fifth run is lesson 4's learning-rate drop at the same scale (Cohen et al. 2021, Section
+3.1): the same network and data, GD at eta = 0.02 (2/eta = 100) for 2,000 steps, then eta x 0.8
+= 0.016 (2/eta = 125) to step 6,000, the sharpness every 50 steps (``LR_DROP``, made with
+``MADE_BY_LR_DROP``; ``lr_drop()`` loads it).
+
 Each run is stored as its ``run.json`` (every setting, versions, device, wall time) and a
 compressed ``metrics.npz`` (``pack``): float arrays as float32 (relative rounding 6e-8, far
 below anything a figure or a claim resolves), index arrays as int32. ``load`` returns an
@@ -37,15 +42,22 @@ MADE_BY = ("eosteach sweep --data cifar10 --n-train 5000 --arch fc-tanh --width 
            "--opt gd --lr 0.01,0.013333333333333334,0.016666666666666666,0.02 --acc-goal 0.99 "
            "--steps 100000 --eig-every 50 --out runs/fig1")
 
+#: Lesson 4's learning-rate drop at the paper's scale: its name and the settings that make it
+#: differ from Figure 1's eta = 2/100 run (a fixed step budget instead of the 99% goal).
+LR_DROP = {"name": "lrdrop-tanh-100", "lr": 0.02, "lr_drop_step": 2000, "lr_drop_factor": 0.8, "steps": 6000}
+MADE_BY_LR_DROP = ("eosteach run --data cifar10 --n-train 5000 --arch fc-tanh --width 200 --depth 2 --loss mse "
+                   "--opt gd --lr 0.02 --lr-drop-step 2000 --lr-drop-factor 0.8 --steps 6000 --eig-every 50 --checkpoint-every 500 "
+                   "--out runs/lrdrop-tanh-100")
+
 
 def names() -> list[str]:
-    """The names of the shipped reference runs, in ``FIGURE1``'s order."""
-    return list(FIGURE1)
+    """The names of the shipped reference runs: ``FIGURE1``'s, in its order, then ``LR_DROP``'s."""
+    return [*FIGURE1, LR_DROP["name"]]
 
 
 def _folder(name: str):
-    if name not in FIGURE1:
-        raise ValueError(f"name must be one of {', '.join(FIGURE1)}, got {name!r}")
+    if name not in names():
+        raise ValueError(f"name must be one of {', '.join(names())}, got {name!r}")
     return resources.files("eosteach").joinpath(FOLDER, name)
 
 
@@ -64,6 +76,13 @@ def load(name: str) -> runs.Run:
 def figure1() -> dict[float, runs.Run]:
     """Figure 1's four runs as {eta: Run}, the form ``eosteach.plotting.step_size_sweep`` draws."""
     return {eta: load(name) for name, eta in FIGURE1.items()}
+
+
+def lr_drop() -> runs.Run:
+    """Lesson 4's paper-scale learning-rate drop (``LR_DROP``) as an ``eosteach.runs.Run``, with
+    ``metrics`` as in ``load``; ``metrics["threshold"]`` is 2/eta of each step's own eta (100,
+    then 125 from step 2,000 on)."""
+    return load(LR_DROP["name"])
 
 
 def pack(run_dir, dest) -> Path:

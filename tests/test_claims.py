@@ -105,6 +105,14 @@ def test_starting_above_is_not_rising_to():
     assert claims.rises_to(s[1:], LEVEL)
 
 
+def test_rises_to_band_says_what_it_tests():
+    # the band reads "first <= 0.95 x level <= max": a max of 0.96 x level passes, 0.94 x does not
+    s = np.linspace(0.5, 0.96, 20) * LEVEL
+    claim = claims.rises_to(s, LEVEL)
+    assert claim and claim.band == "first <= 0.95 x level <= max"
+    assert not claims.rises_to(np.linspace(0.5, 0.94, 20) * LEVEL, LEVEL)
+
+
 def test_rises_keeps_rising_and_falls():
     up = np.linspace(1, 3, 40)
     flat_end = np.concatenate([np.linspace(1, 3, 30), np.full(30, 3.0)])
@@ -128,6 +136,13 @@ def test_about_tracks_below_above():
     assert claims.about(23.0, 20.0, rel=0.2)
     a = np.linspace(1, 2, 50)
     assert claims.tracks(a * 1.02, a) and not claims.tracks(a * 1.1, a)
+    # 2% of the maximum is not 2% at each point: an offset of 0.03 is 1.5% of max |b| = 2 but 3%
+    # of the first point (b = 1)
+    offset = a + 0.03
+    assert claims.tracks(offset, a, rel=0.02)
+    assert not claims.tracks(offset, a, rel=0.02, pointwise=True)
+    assert claims.tracks(a * 1.019, a, rel=0.02, pointwise=True)
+    assert claims.tracks(a * 1.019, a, rel=0.02, pointwise=True).band == "|a - b| <= 0.02 x |b| at every point"
     assert claims.below(1.0, 2.0) and not claims.below(2.0, 2.0)
     assert claims.above(3.0, 2.0) and not claims.above(2.0, 2.0)
     assert claims.stays_above(a, 0.5) and not claims.stays_above(a, 1.0)
@@ -154,6 +169,7 @@ def test_report_prints_stable_lines_and_raises_with_the_numbers(capsys):
     lambda: claims.hovers_at([], 1.0),
     lambda: claims.about(1.0, 1.0, rel=0),
     lambda: claims.tracks([1, 2], [1, 2, 3]),
+    lambda: claims.tracks([1, 2], [0, 2], pointwise=True),
     lambda: claims.falls_non_monotonically([1, 2, 3], window=5),
     lambda: claims.report(),
     lambda: claims.report(True),

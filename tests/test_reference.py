@@ -14,7 +14,8 @@ SHIPPED = Path(reference.__file__).parent / reference.FOLDER
 
 
 def test_four_runs_at_the_papers_settings():
-    assert reference.names() == ["fig1-tanh-200", "fig1-tanh-150", "fig1-tanh-120", "fig1-tanh-100"]
+    assert reference.names() == ["fig1-tanh-200", "fig1-tanh-150", "fig1-tanh-120", "fig1-tanh-100",
+                                 "lrdrop-tanh-100"]
     for name, eta in reference.FIGURE1.items():
         run = reference.load(name)
         assert {k: getattr(run.config, k) for k in PAPER} == PAPER
@@ -25,6 +26,36 @@ def test_four_runs_at_the_papers_settings():
         assert (np.diff(m["step"]) == 1).all() and m["step"][0] == 0
         assert (m["eig_step"] % 50 == 0).all() and m["eig_step"][0] == 0
         assert np.allclose(m["threshold"], 2 / eta)
+
+
+def test_lr_drop_run_at_the_papers_scale():
+    run = reference.lr_drop()
+    c = run.config
+    same = {k: v for k, v in PAPER.items() if k != "acc_goal"}
+    assert {k: getattr(c, k) for k in same} == same and c.acc_goal is None
+    assert (c.lr, c.lr_drop_step, c.lr_drop_factor, c.steps) == (0.02, 2000, 0.8, 6000)
+    assert run.status == "finished" and run.path is None
+    m = run.metrics
+    np.testing.assert_array_equal(m["step"], np.arange(6000))  # steps 0..5999: 6,000 GD steps
+    np.testing.assert_array_equal(m["eig_step"], np.arange(0, 6000, 50))
+    # 2/eta of each step's own eta: 100 before the drop, 2 / (0.02 x 0.8) = 125 from step 2,000 on
+    np.testing.assert_allclose(m["threshold"], np.where(m["eig_step"] < 2000, 100.0, 125.0), rtol=1e-6)
+
+
+def test_lr_drop_run_hovers_then_rises_to_the_new_threshold():
+    """Lesson 4's sentences about the shipped drop, with the vocabulary's bands."""
+    m = reference.lr_drop().metrics
+    s, e = m["sharpness"], m["eig_step"]
+    assert claims.hovers_at(s[e < 2000], 100)
+    assert claims.rises_to(s[e >= 2000], 125)
+
+
+def test_lr_drop_run_begins_as_figure1s_eta_2_100_run():
+    """Before the drop the two runs have the same settings, so their first 200 steps agree
+    (the shipped records were made at different times, by `eosteach run` and `eosteach sweep`)."""
+    a, b = reference.lr_drop().metrics, reference.load("fig1-tanh-100").metrics
+    np.testing.assert_allclose(a["loss"][:201], b["loss"][:201], rtol=1e-4, atol=0)
+    np.testing.assert_allclose(a["sharpness"][:5], b["sharpness"][:5], rtol=1e-4, atol=0)
 
 
 def test_shipped_records_are_small():
@@ -49,7 +80,7 @@ def test_figure1_maps_eta_to_run():
 
 
 def test_unknown_name_is_refused_with_the_allowed_names():
-    with pytest.raises(ValueError, match="name must be one of fig1-tanh-200"):
+    with pytest.raises(ValueError, match="name must be one of fig1-tanh-200, .*lrdrop-tanh-100"):
         reference.load("fig1")
 
 
@@ -78,7 +109,7 @@ def test_pack_refuses_an_unfinished_run(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", list(reference.FIGURE1))
+@pytest.mark.parametrize("name", reference.names())
 def test_first_200_steps_reproduce_from_the_recorded_settings(name, cifar_root, monkeypatch):
     """Re-train steps 0..200 from run.json's settings: the train loss at every step and the
     sharpness at steps 0, 50, 100, 150, 200 match the shipped records to 1e-4 (relative;
