@@ -429,3 +429,12 @@ def test_the_matrix_slips_give_the_threshold_slips():
         derived = _threshold_of(lambda s: M.subs(S, s))
         named += any(sp.simplify(derived - expr) == 0 for expr in thresholds)
     assert named == 5
+
+
+def test_slip_messages_do_not_give_away_a_later_answer(capsys):
+    """The EMA slip of Exercise 1 comes before Think! 1 (heavy-ball's threshold), and lesson 4's
+    Exercise 2 derives Adam's threshold: neither is printed by a lesson-2 checker."""
+    result, out = _verdict(ex.check_heavy_ball_trajectory, hb("ema"), capsys)
+    assert result is False and "running SUM" in out and "threshold" not in out and "2 + 2b" not in out, out
+    for message, _ in ex._nesterov_slips():
+        assert "(1 - b) eta" not in message and "38" not in message, message

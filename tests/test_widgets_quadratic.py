@@ -120,3 +120,60 @@ def test_diverged_note_does_not_cross_the_dashed_line():
     [note] = [t for t in ax_loss.texts if "diverged" in t.get_text()]
     at = int(w.result.diverged_at)
     assert at < 30 and note.get_ha() == "left" and note.get_position()[0] > at
+
+
+def _legends_below_the_axes(ax):
+    """The legend's bounding box lies wholly below the axes: it can cover nothing that is drawn."""
+    fig = ax.figure
+    fig.canvas.draw()
+    box = ax.get_legend().get_window_extent()
+    return box.y1 <= ax.get_window_extent().y0 + 1e-6
+
+
+def test_descent_demo_legends_cover_nothing_and_name_what_is_plotted():
+    w = descent_demo(eta=0.25, lam1=10.0, lam2=1.0, start=(2.0, -2.5), steps=30)  # a diverging run
+    ax_path, _, ax_lemma, ax_factor = w.view.axes
+    assert all(_legends_below_the_axes(ax) for ax in (ax_path, ax_lemma, ax_factor))
+    lemma_labels = [t.get_text() for t in ax_lemma.get_legend().get_texts()]
+    assert any(r"\|\nabla L" in t for t in lemma_labels)  # the plotted quantity is Delta L / |grad L|^2
+    factor_labels = [t.get_text() for t in ax_factor.get_legend().get_texts()]
+    assert any("factor 1" in t for t in factor_labels)  # the red line has its own entry
+
+
+def test_descent_demo_equal_eigenvalues_draw_no_arbitrary_eigenvector_and_one_mark():
+    from eosteach.widgets.quadratic import EQUAL_LABEL
+    w = descent_demo(eta=0.15, lam1=5.0, lam2=5.0, steps=10)
+    ax_path, ax_factor = w.view.axes[0], w.view.axes[3]
+    labels = [t.get_text() for t in ax_path.get_legend().get_texts()]
+    assert EQUAL_LABEL in labels and "top eigenvector (largest eigenvalue)" not in labels
+    assert not any(line.get_linestyle() == ":" for line in ax_path.lines)
+    assert [t.get_text() for t in ax_factor.texts] == [r"2/$\lambda_1$ = 2/$\lambda_2$"]
+    w.set(lam2=5.5)  # close but different marks: two labels at different heights
+    heights = [t.get_position()[1] for t in w.view.axes[3].texts]
+    assert len(heights) == 2 and heights[0] != heights[1]
+
+
+def test_momentum_demo_region_legend_below_and_adam_marks_the_preconditioned_direction():
+    w = momentum_demo(method="adam", eta=1.0, b=0.9)
+    ax_region, ax_path = w.view.axes[:2]
+    assert _legends_below_the_axes(ax_region) and _legends_below_the_axes(ax_path)
+    labels = [t.get_text() for t in ax_path.get_legend().get_texts()]
+    assert r"top eigenvector of $P^{-1}A$" in labels
+    from eosteach.widgets.quadratic import rotated_quadratic
+    A = rotated_quadratic(10.0, 1.0).A
+    lam, vecs = np.linalg.eig(A / np.diag(A)[:, None])
+    top = vecs[:, np.argmax(lam.real)].real
+    [line] = [ln for ln in ax_path.lines if ln.get_linestyle() == ":"]
+    direction = np.array([line.get_xdata()[1], line.get_ydata()[1]])
+    assert abs(abs(direction @ top) / (np.linalg.norm(direction) * np.linalg.norm(top)) - 1) < 1e-12
+
+
+def test_momentum_demo_can_hold_methods_back():
+    w = momentum_demo(method="heavy_ball", methods=("gd", "heavy_ball", "nesterov"))
+    assert [value for _, value in w.controls["method"].options] == ["gd", "heavy_ball", "nesterov"]
+    with pytest.raises(ValueError, match="method"):
+        momentum_demo(method="adam", methods=("gd", "heavy_ball"))
+    with pytest.raises(ValueError, match="methods"):
+        momentum_demo(methods=("gd", "sgd"))
+    with pytest.raises(ValueError, match="methods"):
+        momentum_demo(methods=())

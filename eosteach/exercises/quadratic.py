@@ -347,7 +347,7 @@ def _momentum_variant(A, theta0, eta, b, steps, kind):
 
 _MOMENTUM_SLIPS = [
     ("ema", "You averaged buf <- b buf + (1 - b) g (Adam's first moment). PyTorch's SGD does not damp: "
-            "buf <- b buf + g, a running SUM, which is why its threshold is (2 + 2b)/eta."),
+            "buf <- b buf + g, a running SUM, not an average."),
     ("late", "You stepped with the OLD buffer: update the buffer first, then step with the new one."),
     ("ascent", "The step goes uphill: theta moves AGAINST the buffer (minus eta times it)."),
     ("minus_b", "A sign slip in the momentum update: the old buffer is KEPT with a plus sign, b times "
@@ -634,8 +634,8 @@ def _nesterov_slips():
         ("That is GD's threshold 2/eta: the momentum buffer has dropped out.", 2 / eta),
         ("That is heavy-ball's threshold (2 + 2b)/eta, not the one of your (right) M: solve YOUR p(-1) = 0.",
          (2 + 2 * b) / eta),
-        ("That is the threshold of the EMA buffer (Adam's, (2 + 2b)/((1 - b) eta)); PyTorch's buffer is a sum.",
-         (2 + 2 * b) / ((1 - b) * eta)),
+        ("That is the threshold of the EMA buffer b buf + (1 - b) g (Adam's first moment), not of PyTorch's "
+         "buffer, which is a sum.", (2 + 2 * b) / ((1 - b) * eta)),
         ("That is where 1 + a_0 = 0 (the constant term of p): a real condition, but not the one that binds; "
          "compare it with p(-1) > 0 at b = 0.9.", (1 + b) / (b * eta)),
         ("A factor 2 is missing: the boundary is where p(-1) = 1 - a_1 + a_0 vanishes.",

@@ -46,16 +46,31 @@ def _slider(value, lo, hi, step, description, fmt=".3f"):
                                style={"description_width": "initial"})
 
 
-def _contour_panel(ax, quadratic: Quadratic, path: np.ndarray, radius: float, color: str, title: str):
-    """Level sets of L, the top eigenvector, and the path (NaN after divergence: a break)."""
+TOP_LABEL = "top eigenvector (largest eigenvalue)"
+EQUAL_LABEL = r"$\lambda_1 = \lambda_2$: every direction is an eigenvector"
+
+
+def _contour_panel(ax, quadratic: Quadratic, path: np.ndarray, radius: float, color: str, title: str,
+                   direction=None, direction_label: str = TOP_LABEL):
+    """Level sets of L, the direction along which the run oscillates, and the path (NaN after
+    divergence: a break). ``direction`` defaults to A's top eigenvector; when A's two eigenvalues
+    are equal every direction is one, so no line is drawn (the legend says why).
+
+    The legend sits below the axes, where it can never cover the path."""
     grid = np.linspace(-radius, radius, 121)
     X, Y = np.meshgrid(grid, grid)
     Z = quadratic.loss(np.stack([X, Y], axis=-1))
     levels = np.quantile(Z, np.linspace(0.0, 1.0, 14)[1:-1] ** 2)
     ax.contour(X, Y, Z, levels=np.unique(levels), colors="0.7", linewidths=0.8)
-    v1 = quadratic.eigenvectors[:, 0]  # the eigenvector of the LARGEST eigenvalue, whichever slider holds it
-    ax.plot([-2 * radius * v1[0], 2 * radius * v1[0]], [-2 * radius * v1[1], 2 * radius * v1[1]],
-            color="0.35", linestyle=":", linewidth=1.2, label="top eigenvector (largest eigenvalue)")
+    lam = quadratic.eigenvalues
+    if direction is None and np.isclose(lam[0], lam[-1], rtol=1e-9, atol=0.0):
+        ax.plot([], [], " ", label=EQUAL_LABEL)
+    else:
+        # A's eigenvector of the LARGEST eigenvalue, whichever slider holds it (or the one given)
+        v1 = quadratic.eigenvectors[:, 0] if direction is None else np.asarray(direction, float)
+        v1 = v1 / np.linalg.norm(v1)
+        ax.plot([-2 * radius * v1[0], 2 * radius * v1[0]], [-2 * radius * v1[1], 2 * radius * v1[1]],
+                color="0.35", linestyle=":", linewidth=1.2, label=direction_label)
     ax.plot(path[:, 0], path[:, 1], "-o", color=color, markersize=3, linewidth=1.2, label="path")
     ax.plot(path[0, 0], path[0, 1], "s", color="black", markersize=7, label=r"start $\theta^{(0)}$")
     ax.plot([0], [0], "*", color="gold", markeredgecolor="black", markersize=12, label="minimum")
@@ -65,7 +80,7 @@ def _contour_panel(ax, quadratic: Quadratic, path: np.ndarray, radius: float, co
     ax.set_xlabel(r"$\theta_1$")
     ax.set_ylabel(r"$\theta_2$")
     ax.set_title(title)
-    ax.legend(loc="lower right", fontsize=9)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=9)
 
 
 def _loss_panel(ax, loss: np.ndarray, diverged_at: int, color: str, label: str):
@@ -140,7 +155,7 @@ def descent_demo(eta: float = 0.15, lam1: float = 10.0, lam2: float = 1.0, start
         "y0": _slider(y0, -3.0, 3.0, 0.1, r"start \(\theta_2\)", ".1f"),
         "steps": widgets.IntSlider(value=steps, min=2, max=100, description="steps", continuous_update=False),
     }
-    view = FigureView(2, 2, figsize=(11, 8))
+    view = FigureView(2, 2, figsize=(11, 9.5))
     box, status = _layout(controls, [("eta", "steps"), ("lam1", "lam2"), ("x0", "y0")], view)
 
     held = []
@@ -173,7 +188,8 @@ def descent_demo(eta: float = 0.15, lam1: float = 10.0, lam2: float = 1.0, start
         bound = -eta_v / 2 * (2 - eta_v * quad.smoothness)
         k = np.arange(change.size)
         ax_lemma.axhline(0.0, color="0.5", linewidth=0.8)
-        ax_lemma.plot(k, change, "o-", color=COLORS["gd"], markersize=3, label=r"real change $\Delta L_k$")
+        ax_lemma.plot(k, change, "o-", color=COLORS["gd"], markersize=3,
+                      label=r"real change $\Delta L_k \,/\, \|\nabla L(\theta^{(k)})\|^2$")
         ax_lemma.axhline(bound, color=COLORS["threshold"], linestyle="--", linewidth=1.5,
                          label=r"descent-lemma bound $-\frac{\eta}{2}(2-\eta\ell)$")
         ax_lemma.set_xlim(0, max(1, change.size - 1))
@@ -185,26 +201,31 @@ def descent_demo(eta: float = 0.15, lam1: float = 10.0, lam2: float = 1.0, start
         ax_lemma.set_xlabel("step k")
         ax_lemma.set_ylabel(r"$\Delta L_k \,/\, \|\nabla L(\theta^{(k)})\|^2$")
         ax_lemma.set_title("change of L per step vs the bound" + ("" if bound < 0 else ": no promise"))
-        ax_lemma.legend(loc="center right", fontsize=9)
+        ax_lemma.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=9)
 
         # Each eigen-direction is multiplied by (1 - eta lambda_i) per step.
         etas = np.linspace(0.0, max(0.5, 1.2 * eta_v), 300)
-        for lam_i, name, style in ((l1, r"$\lambda_1$", "-"), (l2, r"$\lambda_2$", "--")):
-            ax_factor.plot(etas, np.abs(1 - etas * lam_i), style, color=COLORS["gd"], label=rf"$|1-\eta${name}$|$")
+        equal = np.isclose(l1, l2, rtol=1e-9, atol=0.0)
+        marks = ((l1, r"$\lambda_1$", "-", 0.12), (l2, r"$\lambda_2$", "--", 0.42))
+        for lam_i, name, style, y_text in marks[:1] if equal else marks:
+            label = r"$|1-\eta\lambda_1| = |1-\eta\lambda_2|$" if equal else rf"$|1-\eta${name}$|$"
+            ax_factor.plot(etas, np.abs(1 - etas * lam_i), style, color=COLORS["gd"], label=label)
             if 2 / lam_i <= etas[-1]:
                 ax_factor.axvline(2 / lam_i, color="0.4", linestyle=style, linewidth=1)
-                # The label goes on the side of the mark away from the current-eta line.
+                # The label goes on the side of the mark away from the current-eta line; the two
+                # labels sit at different heights, so close marks never print one on the other.
                 left = eta_v >= 2 / lam_i
-                ax_factor.text(2 / lam_i + (-1 if left else 1) * 0.01 * etas[-1], 0.12, f"2/{name}",
+                words = r"2/$\lambda_1$ = 2/$\lambda_2$" if equal else f"2/{name}"
+                ax_factor.text(2 / lam_i + (-1 if left else 1) * 0.01 * etas[-1], y_text, words,
                                ha="right" if left else "left", fontsize=11)
-        ax_factor.axhline(1.0, color="red", linewidth=1)
+        ax_factor.axhline(1.0, color="red", linewidth=1, label="factor 1: above it, a direction grows")
         ax_factor.axvline(eta_v, color="black", linewidth=2, label=r"current $\eta$")
         ax_factor.set_ylim(0, 3)
         ax_factor.set_xlim(0, etas[-1])
         ax_factor.set_xlabel(r"step size $\eta$")
         ax_factor.set_ylabel("factor per step")
         ax_factor.set_title("growth factor of each eigen-direction")
-        ax_factor.legend(loc="upper left", fontsize=9)
+        ax_factor.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=9)
 
         if stable:
             verdict_html = "<span style='color:green'>below 2/S: the loss falls at every step.</span>"
@@ -232,22 +253,33 @@ REGION_WIDTH = {"gd": 3.0, "heavy_ball": 4.5, "nesterov": 4.5, "adam": 45.0}
 
 
 def momentum_demo(method: str = "heavy_ball", eta: float = 0.3, b: float = 0.5, lam1: float = 10.0,
-                  lam2: float = 1.0, start=(2.0, 2.5), steps: int = 60) -> widgets.VBox:
+                  lam2: float = 1.0, start=(2.0, 2.5), steps: int = 60, methods=METHODS) -> widgets.VBox:
     """One method on a 2-D quadratic: stability region, path and loss, with eta and b sliders.
 
+    ``methods``: the choices the dropdown offers (a lesson that leaves a method to a later
+    exercise can hold it back); ``method`` must be one of them.
     For "adam" the frozen preconditioner is P = diag(A) and the points in the region are
-    eta times the eigenvalues of P^{-1} A (the preconditioned sharpness, Cohen et al. 2022).
+    eta times the eigenvalues of P^{-1} A (the preconditioned sharpness, Cohen et al. 2022);
+    the path panel then marks P^{-1} A's top eigenvector, the direction along which frozen
+    Adam oscillates.
     """
-    validate.choice("method", method, METHODS)
+    methods = tuple(methods)
+    if not methods:
+        raise ValueError("methods must name at least one method")
+    for m in methods:
+        validate.choice("methods", m, METHODS)
+    validate.choice("method", method, methods)
     validate.positive("eta", eta)
     validate.momentum("b", b)
     steps = validate.positive_int("steps", steps)
     quad = rotated_quadratic(validate.positive("lam1", lam1), validate.positive("lam2", lam2))
     start = np.array([validate.finite("start", v) for v in start])
     precond = np.diag(quad.A).copy()
-    precond_eigs = np.sort(np.linalg.eigvals(quad.A / precond[:, None]).real)[::-1]
+    precond_eigs, precond_vecs = np.linalg.eig(quad.A / precond[:, None])   # P^{-1} A: real spectrum
+    order = np.argsort(precond_eigs.real)[::-1]
+    precond_eigs, precond_top = precond_eigs.real[order], precond_vecs.real[:, order[0]]
     controls = {
-        "method": widgets.Dropdown(options=[(METHOD_LABELS[m], m) for m in METHODS], value=method,
+        "method": widgets.Dropdown(options=[(METHOD_LABELS[m], m) for m in methods], value=method,
                                    description="method"),
         "eta": _slider(eta, 0.005, 1.0, 0.005, r"step size \(\eta\)"),
         "b": _slider(b, 0.0, 0.99, 0.01, r"momentum \(b\) (Adam: \(\beta_1\))", ".2f"),
@@ -264,7 +296,7 @@ def momentum_demo(method: str = "heavy_ball", eta: float = 0.3, b: float = 0.5, 
             # From just above h = 0: at h = 0 the radius is exactly 1 (nothing moves), and the contour
             # would draw a spurious line along the left edge.
             hs = np.linspace(1e-6 * width, width, 241)
-            bs = np.linspace(0.0, 0.99, 100)
+            bs = np.linspace(0.0, 0.99, 300)   # fine enough that Adam's boundary near b = 1 is smooth
             H, B = np.meshgrid(hs, bs)
             cache[key] = (hs, bs, spectral_radius(method_v, H, B))
         return cache[key]
@@ -303,13 +335,16 @@ def momentum_demo(method: str = "heavy_ball", eta: float = 0.3, b: float = 0.5, 
         ax_region.set_xlabel(r"$\eta\lambda$" + (r" ($\lambda$ of $P^{-1}A$)" if method_v == "adam" else ""))
         ax_region.set_ylabel(r"momentum $b$" if method_v != "adam" else r"$\beta_1$")
         ax_region.set_title("spectral radius: blue < 1 (stable) < red")
-        ax_region.legend(loc="upper right", fontsize=9, framealpha=0.9)
+        # Below the axes: inside, the legend would cover the boundary where the lesson points.
+        ax_region.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3, fontsize=9)
 
         # The run's rate is set by the slower of the two eigen-directions: the larger radius.
         radius_now = float(np.max(spectral_radius(method_v, eta_v * np.asarray(lams), b_v)))
         limit = thresholds.threshold(method_v, eta_v, b_v)
+        adam = method_v == "adam"
         _contour_panel(ax_path, quad, traj.theta, 1.3 * max(1.0, float(np.max(np.abs(start)))), color,
-                       f"{METHOD_LABELS[method_v]} path")
+                       f"{METHOD_LABELS[method_v]} path", direction=precond_top if adam else None,
+                       direction_label=r"top eigenvector of $P^{-1}A$" if adam else TOP_LABEL)
         _loss_panel(ax_loss, traj.loss, int(traj.diverged_at), color, METHOD_LABELS[method_v])
         ax_loss.set_title(f"loss (spectral radius, slower direction: {radius_now:.3f})")
         sharp_name = "preconditioned sharpness S_P" if method_v == "adam" else "sharpness S"
