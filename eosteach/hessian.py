@@ -87,6 +87,7 @@ __all__ = [
     "dense_hessian",
     "flat_grad",
     "flat_params",
+    "full_curvatures_along_batches",
     "gradient_curvature",
     "hvp",
     "lanczos",
@@ -768,6 +769,11 @@ def gradient_curvature(model: nn.Module, loss_fn, x, y) -> float:
     ``create_graph=True``, and one Hessian-vector product through it. This Rayleigh
     quotient lies between the smallest and the largest eigenvalue of H; it equals the
     largest only when g is a top eigenvector. Raises ValueError when g = 0 (no direction)."""
+    return _curvature_and_gradient(model, loss_fn, x, y)[0]
+
+
+def _curvature_and_gradient(model: nn.Module, loss_fn, x, y) -> tuple[float, torch.Tensor]:
+    """``gradient_curvature`` and the gradient g (n,) it was taken along."""
     named = _check_model(model)
     _check_data(x, y)
     params = [p for _, p in named]
@@ -778,7 +784,20 @@ def gradient_curvature(model: nn.Module, loss_fn, x, y) -> float:
         raise ValueError("the gradient of the loss on these examples is zero: the curvature along it is undefined")
     graph = [(i, gi) for i, gi in enumerate(grads) if gi is not None and gi.requires_grad]
     hg = _flatten(_graph_hvp(graph, params, _unflatten(g, params), retain_graph=False), params)
-    return float(torch.dot(g, hg)) / g_sq
+    return float(torch.dot(g, hg)) / g_sq, g
+
+
+def _check_batches(m: int, batch_size, n_batches, generator):
+    batch_size = validate.positive_int("batch_size", batch_size)
+    if batch_size > m:
+        raise ValueError(f"batch_size must be an integer between 1 and m={m} (the number of examples), "
+                         f"got {batch_size}")
+    n_batches = validate.positive_int("n_batches", n_batches)
+    if generator is None:
+        generator = torch.Generator().manual_seed(0)
+    elif not isinstance(generator, torch.Generator):
+        raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+    return batch_size, n_batches, generator
 
 
 def batch_curvatures(model: nn.Module, loss_fn, x, y, batch_size: int, n_batches: int, *,
@@ -793,15 +812,7 @@ def batch_curvatures(model: nn.Module, loss_fn, x, y, batch_size: int, n_batches
     every batch is the whole data: it is computed once and repeated. One gradient and
     one Hessian-vector product per batch (``gradient_curvature``)."""
     m = _check_data(x, y)
-    batch_size = validate.positive_int("batch_size", batch_size)
-    if batch_size > m:
-        raise ValueError(f"batch_size must be an integer between 1 and m={m} (the number of examples), "
-                         f"got {batch_size}")
-    n_batches = validate.positive_int("n_batches", n_batches)
-    if generator is None:
-        generator = torch.Generator().manual_seed(0)
-    elif not isinstance(generator, torch.Generator):
-        raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+    batch_size, n_batches, generator = _check_batches(m, batch_size, n_batches, generator)
     if batch_size == m:
         return torch.full((n_batches,), gradient_curvature(model, loss_fn, x, y), dtype=torch.float64)
     values = []
@@ -809,6 +820,33 @@ def batch_curvatures(model: nn.Module, loss_fn, x, y, batch_size: int, n_batches
         idx = torch.randperm(m, generator=generator)[:batch_size].to(x.device)
         values.append(gradient_curvature(model, loss_fn, x[idx], y[idx]))
     return torch.tensor(values, dtype=torch.float64)
+
+
+def full_curvatures_along_batches(model: nn.Module, loss_fn, x, y, batch_size: int, n_batches: int, *,
+                                  generator=None) -> torch.Tensor:
+    """Per mini-batch B, its own curvature along its gradient and the full loss's along the
+    same direction: shape (n_batches, 2), float64 on the CPU, columns
+
+        [g_B^T H_B g_B / ||g_B||^2,   g_B^T H g_B / ||g_B||^2],
+
+    g_B and H_B the gradient and Hessian of the loss on the batch, H the Hessian of the loss
+    on all m rows of (x, y). The first column is ``batch_curvatures`` (the same batches for the
+    same ``generator``); the second says how sharp the full loss is along the steps SGD takes,
+    the quantity that decides whether an SGD step raises the full loss (Andreyev & Beneventano,
+    2024, contrast the two). Cost per batch: one gradient with its graph and two
+    Hessian-vector products (one through the batch, one through the full loss's kept graph)."""
+    m = _check_data(x, y)
+    batch_size, n_batches, generator = _check_batches(m, batch_size, n_batches, generator)
+    full = HessianOperator(model, loss_fn, x, y)  # one chunk: its graph is kept for the many products
+    try:
+        rows = []
+        for _ in range(n_batches):
+            idx = torch.randperm(m, generator=generator)[:batch_size].to(x.device)
+            own, g = _curvature_and_gradient(model, loss_fn, x[idx], y[idx])
+            rows.append((own, float(torch.dot(g, full.matvec(g)) / torch.dot(g, g))))
+    finally:
+        full.release()
+    return torch.tensor(rows, dtype=torch.float64)
 
 
 def batch_sharpness(model: nn.Module, loss_fn, x, y, batch_size: int, n_batches: int, *,

@@ -383,11 +383,11 @@ def derive_balanced_sharpness() -> dict:
     radial = sp.simplify(sp.powsimp(J_theta_over_y ** 2 * m2 / (D * a ** 2), force=True))
     aligned_m2 = s1 ** 2 * Q / N  # y = X w* along the top singular vector: ||y||^2 = sigma_1^2 Q
     checks = {
-        "plane Hessian has rank one": sp.simplify(plane_hessian.det()),
-        "aligned = D sigma_1^2 Q^((D-1)/D) / N": sp.simplify(sp.powsimp(aligned - D * s1 ** 2 * Q ** ((D - 1) / D) / N, force=True)),
-        "Weyl upper bound is attained by aligned data": sp.simplify(sp.powsimp(upper.subs(m2, aligned_m2) - aligned, force=True)),
-        "aligned = D x lower": sp.simplify(sp.powsimp(aligned - D * lower, force=True)),
-        "radial quotient = aligned on aligned data": sp.simplify(sp.powsimp(radial.subs(m2, aligned_m2) - aligned, force=True)),
+        "y along the top left singular vector: the plane Hessian has rank one": sp.simplify(plane_hessian.det()),
+        "... its eigenvalue, S* for that y, = D sigma_1^2 Q^((D-1)/D) / N": sp.simplify(sp.powsimp(aligned - D * s1 ** 2 * Q ** ((D - 1) / D) / N, force=True)),
+        "... = the tight (Weyl) upper bound at ||y||^2 = sigma_1^2 Q (attained)": sp.simplify(sp.powsimp(upper.subs(m2, aligned_m2) - aligned, force=True)),
+        "... = D x the lower bound (the loose upper bound)": sp.simplify(sp.powsimp(aligned - D * lower, force=True)),
+        "... = the radial lower bound for that y": sp.simplify(sp.powsimp(radial.subs(m2, aligned_m2) - aligned, force=True)),
     }
     return {
         "symbols": {"Q": Q, "D": D, "sigma_1": s1, "N": N, "m_2": m2},

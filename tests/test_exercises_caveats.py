@@ -126,22 +126,75 @@ def _values(model, loss_fn, x, y, batch_size, n_batches, generator):
     return np.array(values)
 
 
+def _full_values(model, loss_fn, x, y, batch_size, n_batches, generator, rule=None):
+    """Per batch: g_B^T H g_B / ||g_B||^2, H the full loss's Hessian (or ``rule(g_B, H g_B)``)."""
+    values = []
+    for _ in range(n_batches):
+        idx = torch.randperm(x.shape[0], generator=generator)[:batch_size]
+        _, g_b = hessian.flat_grad(model, loss_fn, x[idx], y[idx])
+        hg = hessian.hvp(model, loss_fn, x, y, g_b)
+        values.append(float(g_b @ hg / (g_b @ g_b)) if rule is None else float(rule(g_b, hg)))
+    return np.array(values)
+
+
 def good_batch_sharpness(model, loss_fn, x, y, batch_size, n_batches, generator):
+    state = generator.get_state()
     v = _values(model, loss_fn, x, y, batch_size, n_batches, generator)
-    return float(v.mean()), float(v.std(ddof=1) / np.sqrt(n_batches))
+    full = _full_values(model, loss_fn, x, y, batch_size, n_batches, torch.Generator().set_state(state))
+    return float(v.mean()), float(v.std(ddof=1) / np.sqrt(n_batches)), float(full.mean())
 
 
 def _mean_only(fn):
-    """A wrong mean, paired with a standard error (the checker judges the mean first)."""
-    return lambda *a, **kw: (fn(*a, **kw), 0.0)
+    """A wrong mean, paired with a standard error and a full curvature (the checker judges the mean first)."""
+    return lambda *a, **kw: (fn(*a, **kw), 0.0, 0.0)
 
 
 def _se(rule):
     """The right mean with the standard error computed by ``rule(values, k)``."""
     def answer(model, loss_fn, x, y, b, k, generator):
+        state = generator.get_state()
         v = _values(model, loss_fn, x, y, b, k, generator)
-        return float(v.mean()), float(rule(v, k))
+        full = _full_values(model, loss_fn, x, y, b, k, torch.Generator().set_state(state))
+        return float(v.mean()), float(rule(v, k)), float(full.mean())
     return answer
+
+
+def _full(rule):
+    """The right mean and standard error with the full-loss curvature computed by
+    ``rule(model, loss_fn, x, y, b, k, generator)``."""
+    def answer(model, loss_fn, x, y, b, k, generator):
+        state = generator.get_state()
+        mean, se, _ = good_batch_sharpness(model, loss_fn, x, y, b, k, generator)
+        return mean, se, float(rule(model, loss_fn, x, y, b, k, torch.Generator().set_state(state)))
+    return answer
+
+
+def _full_with_batch_hessian(model, loss_fn, x, y, b, k, generator):
+    return _values(model, loss_fn, x, y, b, k, generator).mean()
+
+
+def _full_along_g(model, loss_fn, x, y, b, k, generator):
+    _, g = hessian.flat_grad(model, loss_fn, x, y)
+    return float(g @ hessian.hvp(model, loss_fn, x, y, g) / (g @ g))
+
+
+def _full_top(model, loss_fn, x, y, b, k, generator):
+    return hessian.sharpness(model, loss_fn, x, y, tol=1e-12, max_products=200).top
+
+
+def _full_ratio_of_means(model, loss_fn, x, y, b, k, generator):
+    state = generator.get_state()
+    num = _full_values(model, loss_fn, x, y, b, k, generator, rule=lambda g, hg: g @ hg)
+    den = _full_values(model, loss_fn, x, y, b, k, torch.Generator().set_state(state), rule=lambda g, hg: g @ g)
+    return num.sum() / den.sum()
+
+
+def _full_unnormalised(model, loss_fn, x, y, b, k, generator):
+    return _full_values(model, loss_fn, x, y, b, k, generator, rule=lambda g, hg: g @ hg).mean()
+
+
+def _full_summed(model, loss_fn, x, y, b, k, generator):
+    return x.shape[0] * _full_values(model, loss_fn, x, y, b, k, generator).mean()
 
 
 def _batch_parts(model, loss_fn, x, y, batch_size, n_batches, generator, replace=False):
@@ -194,7 +247,8 @@ def test_batch_sharpness_right_answers_pass(capsys):
         state = generator.get_state()
         mean = hessian.batch_sharpness(model, loss_fn, x, y, b, k, generator=generator)
         v = _values(model, loss_fn, x, y, b, k, torch.Generator().set_state(state))
-        return mean, float(v.std(ddof=1) / np.sqrt(k))
+        full = _full_values(model, loss_fn, x, y, b, k, torch.Generator().set_state(state))
+        return mean, float(v.std(ddof=1) / np.sqrt(k)), float(full.mean())
     assert verdict(ex.check_batch_sharpness, library, capsys)[0] is True
 
 
@@ -209,7 +263,7 @@ def test_batch_sharpness_reference_is_the_library_with_the_same_generator():
 
 def test_batch_sharpness_stub_is_not_attempted(capsys):
     result, out = verdict(ex.check_batch_sharpness, stub, capsys)
-    assert result is None and "Not attempted yet" in out and "eosteach.hessian.batch_sharpness" in out
+    assert result is None and "Not attempted yet" in out and "eosteach.hessian.batch_curvatures" in out
 
 
 @pytest.mark.parametrize("wrong, message", [
@@ -217,12 +271,14 @@ def test_batch_sharpness_stub_is_not_attempted(capsys):
     (_mean_only(_full_gradient), "full-batch gradient"),
     (_mean_only(_top_eigenvalue), "top eigenvalue of the batch Hessians"),
     (_mean_only(_with_replacement), "WITHOUT replacement"),
-    (lambda *a, **kw: (2 * good_batch_sharpness(*a, **kw)[0], 0.0), "both copies of g attached"),
-    (lambda m, f, x, y, b, k, generator: (float(_values(m, f, x, y, b, 1, generator)[0]), 0.0), "first batch alone"),
+    (lambda *a, **kw: (2 * good_batch_sharpness(*a, **kw)[0], 0.0, 0.0), "both copies of g attached"),
+    (lambda m, f, x, y, b, k, generator: (float(_values(m, f, x, y, b, 1, generator)[0]), 0.0, 0.0),
+     "first batch alone"),
     (_mean_only(_global_rng), "the generator you are given"),
     (_mean_only(_wrong_size), "each batch has batch_size"),
-    (lambda *a, **kw: good_batch_sharpness(*a, **kw)[0], "return two numbers"),
-    (lambda *a, **kw: [1.0, 2.0, 3.0], "return two numbers"),
+    (lambda *a, **kw: good_batch_sharpness(*a, **kw)[0], "return three numbers"),
+    (lambda *a, **kw: good_batch_sharpness(*a, **kw)[:2], "return three numbers"),
+    (lambda *a, **kw: [1.0, 2.0, 3.0, 4.0], "return three numbers"),
     (lambda *a, **kw: 1 / 0, "ZeroDivisionError"),
     (_se(lambda v, k: v.std(ddof=1)), "the spread"),
     (_se(lambda v, k: v.std(ddof=0) / np.sqrt(k)), "ddof = 0"),
@@ -230,9 +286,18 @@ def test_batch_sharpness_stub_is_not_attempted(capsys):
     (_se(lambda v, k: v.var(ddof=1) / np.sqrt(k)), "uses the variance"),
     (_se(lambda v, k: v.var(ddof=1) / k), "squared standard error"),
     (_se(lambda v, k: 1.0), "divided by sqrt(k)"),
+    (_full(_full_with_batch_hessian), "your batch sharpness again"),
+    (_full(_full_along_g), "along the full gradient g"),
+    (_full(_full_top), "full-batch sharpness S"),
+    (_full(_full_ratio_of_means), "ratio of means: divide each batch"),
+    (_full(_full_unnormalised), "without the division by ||g_B||^2"),
+    (_full(lambda *a: 2 * _full_values(*a).mean()), "twice too large"),
+    (_full(_full_summed), "m times too large"),
+    (_full(lambda *a: 1.0), "one Hessian-vector product H g_B per batch"),
 ], ids=["ratio-of-means", "full-gradient", "top-eigenvalue", "with-replacement", "times-2", "one-batch",
-        "global-rng", "wrong-size", "mean-only", "three-numbers", "error", "se-spread", "se-ddof0", "se-over-k",
-        "se-variance", "se-squared", "se-other"])
+        "global-rng", "wrong-size", "mean-only", "two-numbers", "four-numbers", "error", "se-spread", "se-ddof0",
+        "se-over-k", "se-variance", "se-squared", "se-other", "full-batch-hessian", "full-along-g", "full-top",
+        "full-ratio-of-means", "full-unnormalised", "full-times-2", "full-summed", "full-other"])
 def test_batch_sharpness_named_mistakes(wrong, message, capsys):
     result, out = verdict(ex.check_batch_sharpness, wrong, capsys)
     assert result is False and message in out, out

@@ -388,6 +388,29 @@ def test_batch_curvatures_are_the_dense_values_on_the_generators_batches():
     assert hessian.batch_sharpness(model, mse, x, y, 5, 6) == hessian.batch_sharpness(model, mse, x, y, 5, 6)
 
 
+def test_full_curvatures_along_batches_match_dense_hessians():
+    model = tiny_net(seed=5)
+    x, y = tiny_data(m=20)
+    got = hessian.full_curvatures_along_batches(model, mse, x, y, 4, 5, generator=torch.Generator().manual_seed(7))
+    H = reference_hessian(model, mse, x, y)  # the full loss's Hessian, dense
+    gen = torch.Generator().manual_seed(7)
+    expected = []
+    for _ in range(5):
+        idx = torch.randperm(20, generator=gen)[:4]
+        own, _ = _dense_curvature(model, x[idx], y[idx])
+        g = torch.cat([t.reshape(-1) for t in torch.autograd.grad(mse(model(x[idx]), y[idx]),
+                                                                   list(model.parameters()))])
+        expected.append((own, float(g @ H @ g / (g @ g))))
+    assert got.dtype == F64 and got.shape == (5, 2)
+    assert torch.allclose(got, torch.tensor(expected, dtype=F64), rtol=1e-10, atol=0)
+    # column 0 is batch_curvatures on the same batches; the two columns differ (a batch is not the data)
+    same = hessian.batch_curvatures(model, mse, x, y, 4, 5, generator=torch.Generator().manual_seed(7))
+    assert torch.allclose(got[:, 0], same, rtol=1e-12, atol=0)
+    assert not torch.allclose(got[:, 0], got[:, 1], rtol=1e-3)
+    with pytest.raises(ValueError, match="batch_size"):
+        hessian.full_curvatures_along_batches(model, mse, x, y, 21, 2)
+
+
 def test_batch_sharpness_of_the_full_batch_is_the_curvature_along_the_gradient():
     model = tiny_net(seed=4)
     x, y = tiny_data(m=12)

@@ -9,8 +9,10 @@
   E_B[g_B^T H_B g_B / ||g_B||^2] over ``n_batches`` batches of ``batch_size`` distinct
   examples, each the first ``batch_size`` entries of ``torch.randperm(m, generator=...)``
   (the sampling law of ``eosteach.hessian.batch_sharpness``), together with its standard
-  error std(ratios, ddof=1) / sqrt(n_batches). The reference is again a dense float64
-  Hessian per batch, on the same batches.
+  error std(ratios, ddof=1) / sqrt(n_batches) and, along the same steps, the curvature of
+  the FULL loss, the mean of g_B^T H g_B / ||g_B||^2 with H the Hessian on all m examples
+  (the second-order term of L(theta - eta g_B)). The reference is again a dense float64
+  Hessian per batch, and one of the full loss, on the same batches.
 * ``check_balanced_sharpness(fn)``: the sharpness of the minimalist model (Yoo, Song & Yun
   2025) at its balanced interpolating minimum, straight from the data,
 
@@ -240,17 +242,20 @@ def _row_ids(seen, x):
     return ids
 
 
-@checker("batch sharpness", library="eosteach.hessian.batch_sharpness")
+@checker("batch sharpness", library="eosteach.hessian.batch_curvatures and eosteach.hessian.hvp")
 def check_batch_sharpness(fn) -> bool:
-    """Check ``fn(model, loss_fn, x, y, batch_size, n_batches, generator) -> (mean, standard_error)``:
-    the mean over ``n_batches`` mini-batches of g_B^T H_B g_B / ||g_B||^2, each batch the first
-    ``batch_size`` entries of ``torch.randperm(m, generator=generator)``, against dense float64
-    Hessians on the same batches (so the mean equals ``eosteach.hessian.batch_sharpness`` with
-    an identically seeded generator), and the standard error of that mean,
-    std(ratios, ddof=1) / sqrt(n_batches); for b = 4 and 7 of m = 12 examples, and for b = m.
+    """Check ``fn(model, loss_fn, x, y, batch_size, n_batches, generator)
+    -> (mean, standard_error, full_curvature)``: the mean over ``n_batches`` mini-batches of
+    g_B^T H_B g_B / ||g_B||^2, each batch the first ``batch_size`` entries of
+    ``torch.randperm(m, generator=generator)``, against dense float64 Hessians on the same
+    batches (so the mean equals ``eosteach.hessian.batch_sharpness`` with an identically
+    seeded generator); the standard error of that mean, std(ratios, ddof=1) / sqrt(n_batches);
+    and the mean over the same batches of g_B^T H g_B / ||g_B||^2, H the Hessian of the loss
+    on all m examples: the curvature that the full loss meets along each batch's step. For
+    b = 4 and 7 of m = 12 examples, and for b = m.
 
     Named mistakes (the batches are seen through a wrapper that records every forward
-    call): one number returned instead of the pair, the ratio of means E[g^T H g] / E[||g||^2]
+    call): fewer than three numbers returned, the ratio of means E[g^T H g] / E[||g||^2]
     instead of the mean of ratios, the full-batch gradient used with the batch Hessian, the
     top eigenvalue of each batch Hessian (the "MiniBS" of the paper's first version), batches
     drawn with replacement (a repeated example), batches of the wrong size, the generator not
@@ -258,27 +263,34 @@ def check_batch_sharpness(fn) -> bool:
     differentiating g . g with both copies attached, a model whose parameters were changed by
     the call; for the standard error: the spread of one batch (the standard deviation, not
     divided by sqrt(k)), the population standard deviation (ddof = 0), a division by k
-    instead of sqrt(k), and the variance."""
+    instead of sqrt(k), and the variance; for the full-loss curvature: the batch Hessian H_B
+    again (the batch sharpness), the full gradient g instead of g_B (g^T H g / ||g||^2), the
+    top eigenvalue of H (the full-batch sharpness), a ratio of means, g_B^T H g_B not divided
+    by ||g_B||^2, a factor 2, and the summed instead of the mean full loss (m times too large)."""
     fb = Feedback("batch sharpness")
     net, loss_fn, x, y = _batch_problem()
     m = x.shape[0]
-    g_full, _ = _dense_reference(net, loss_fn, x, y)
+    g_full, H_full = _dense_reference(net, loss_fn, x, y)
+    top_full = float(torch.linalg.eigvalsh(H_full)[-1])
     for batch_size, n_batches, seed in ((4, 6, 11), (7, 5, 12), (m, 3, 13)):
         batches = _batches(m, batch_size, n_batches, seed)
         parts = [_dense_reference(net, loss_fn, x[idx], y[idx]) for idx in batches]
         ratios = np.array([float(g @ H @ g) / float(g @ g) for g, H in parts])
         expected = float(np.mean(ratios))
         expected_se = float(np.std(ratios, ddof=1) / np.sqrt(n_batches))
+        full_ratios = np.array([float(g @ H_full @ g) / float(g @ g) for g, _ in parts])
+        expected_full = float(np.mean(full_ratios))
         recorder = _Recorder(net)
         ok, out = _call(fb, net, lambda: fn(recorder, loss_fn, x.clone(), y.clone(), batch_size, n_batches,
                                             generator=torch.Generator().manual_seed(seed)))
         if not ok:
             break
         try:
-            got, got_se = (float(torch.as_tensor(v).detach().double().reshape(())) for v in out)
+            got, got_se, got_full = (float(torch.as_tensor(v).detach().double().reshape(())) for v in out)
         except Exception:  # noqa: BLE001
-            fb.fail(f"return two numbers, (mean, standard error), not {type(out).__name__}"
-                    + (f" of shape {tuple(torch.as_tensor(out).shape)}" if isinstance(out, (torch.Tensor, np.ndarray)) else ""))
+            fb.fail(f"return three numbers, (mean, standard error, full-loss curvature), not {type(out).__name__}"
+                    + (f" of shape {tuple(torch.as_tensor(out).shape)}" if isinstance(out, (torch.Tensor, np.ndarray))
+                       else f" of length {len(out)}" if isinstance(out, (tuple, list)) else ""))
             break
         where = f"b = {batch_size} of m = {m}, {n_batches} batches: "
         if not np.isclose(got, expected, rtol=1e-7):
@@ -319,28 +331,56 @@ def check_batch_sharpness(fn) -> bool:
                                      "H_B the gradient and Hessian of the loss on that batch alone"))
             break
         tol = dict(rtol=1e-6, atol=1e-9 * abs(expected))
-        if np.isclose(got_se, expected_se, **tol):
+        if not np.isclose(got_se, expected_se, **tol):
+            k = n_batches
+            se_candidates = (
+                (float(np.std(ratios, ddof=1)), "that is the standard deviation of one batch's value, the spread; "
+                                                "the standard error of a mean of k values is that divided by sqrt(k)"),
+                (float(np.std(ratios, ddof=0) / np.sqrt(k)), "you used the population standard deviation (ddof = 0): "
+                                                            "from k samples estimate it with k - 1 (ddof = 1)"),
+                (float(np.std(ratios, ddof=1) / k), "you divided by k: the standard error falls like 1/sqrt(k), "
+                                                    "not 1/k"),
+                (float(np.var(ratios, ddof=1) / np.sqrt(k)), "that uses the variance: take its square root, the "
+                                                             "standard deviation"),
+                (float(np.var(ratios, ddof=1) / k), "that is the squared standard error (the variance of the mean): "
+                                                    "take its square root"),
+            )
+            hint = next((h for value, h in se_candidates if np.isclose(got_se, value, **tol)),
+                        "the standard error of the mean of k values is their sample standard deviation (ddof = 1) "
+                        "divided by sqrt(k)")
+            fb.fail(where + f"the mean is right; expected the standard error {expected_se:.6g}, got {got_se:.6g}; "
+                    + hint)
+            break
+        if np.isclose(got_full, expected_full, rtol=1e-7):
             continue
-        k = n_batches
-        se_candidates = (
-            (float(np.std(ratios, ddof=1)), "that is the standard deviation of one batch's value, the spread; the "
-                                            "standard error of a mean of k values is that divided by sqrt(k)"),
-            (float(np.std(ratios, ddof=0) / np.sqrt(k)), "you used the population standard deviation (ddof = 0): "
-                                                        "from k samples estimate it with k - 1 (ddof = 1)"),
-            (float(np.std(ratios, ddof=1) / k), "you divided by k: the standard error falls like 1/sqrt(k), not 1/k"),
-            (float(np.var(ratios, ddof=1) / np.sqrt(k)), "that uses the variance: take its square root, the "
-                                                         "standard deviation"),
-            (float(np.var(ratios, ddof=1) / k), "that is the squared standard error (the variance of the mean): "
-                                                "take its square root"),
+        gHg_full = [float(g @ H_full @ g) for g, _ in parts]
+        full_candidates = (
+            (expected, "that is your batch sharpness again, each batch's own Hessian H_B: here the Hessian is the "
+                       "FULL loss's, on all m examples, taken along the batch's gradient g_B"),
+            (float(g_full @ H_full @ g_full) / float(g_full @ g_full),
+             "that is the curvature along the full gradient g, g^T H g / ||g||^2: take it along each batch's own "
+             "gradient g_B, the step SGD actually takes"),
+            (top_full, "that is the top eigenvalue of H, the full-batch sharpness S: along g_B the curvature is the "
+                       "Rayleigh quotient at g_B, at most S"),
+            (sum(gHg_full) / sum(float(g @ g) for g, _ in parts),
+             "that is a ratio of means: divide each batch's g_B^T H g_B by its own ||g_B||^2, then average"),
+            (float(np.mean(gHg_full)), "that is g_B^T H g_B without the division by ||g_B||^2: the curvature "
+                                       "must not depend on how long g_B is"),
+            (2 * expected_full, "you are twice too large: a stray factor 2 (both copies of g attached, or the "
+                                "eta^2/2 of the expansion counted twice?)"),
+            (m * expected_full, "you are m times too large: that is the Hessian of the SUMMED loss over the m "
+                                "examples; the full loss is their MEAN"),
         )
-        hint = next((h for value, h in se_candidates if np.isclose(got_se, value, **tol)),
-                    "the standard error of the mean of k values is their sample standard deviation (ddof = 1) "
-                    "divided by sqrt(k)")
-        fb.fail(where + f"the mean is right; expected the standard error {expected_se:.6g}, got {got_se:.6g}; {hint}")
+        hint = next((h for value, h in full_candidates if np.isclose(got_full, value, rtol=1e-6)),
+                    "compare with the mean over the batches of g_B^T H g_B / ||g_B||^2, g_B the gradient of the batch "
+                    "loss and H the Hessian of the loss on all m examples (one Hessian-vector product H g_B per batch)")
+        fb.fail(where + f"the mean and its standard error are right; expected the full-loss curvature "
+                f"{expected_full:.6g}, got {got_full:.6g}; {hint}")
         break
     return fb.report("your batch sharpness equals the mean of g_B^T H_B g_B / ||g_B||^2 over the generator's "
                      "batches, computed with dense Hessians (the same as eosteach.hessian.batch_sharpness), "
-                     "and your standard error is std(ddof=1) / sqrt(k).")
+                     "your standard error is std(ddof=1) / sqrt(k), and your full-loss curvature along the same "
+                     "steps, the mean of g_B^T H g_B / ||g_B||^2, matches too.")
 
 
 # --------------------------------------------------------------------------- the minimalist model
