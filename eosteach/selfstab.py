@@ -6,7 +6,8 @@ Near a reference point theta* at the edge of stability, with u the top Hessian e
 S the sharpness and grad S = D^3 L[u, u] (Damian et al., ICLR 2023, Section 4):
 
     x = u . (theta - theta*)                 displacement along the unstable direction
-    y = S(theta) - 2/eta                     how far the sharpness is above the threshold
+    y = grad S_perp . (theta - theta*)       ~ S(theta) - 2/eta to first order (without the
+                                             x u . grad S term, which flips sign with x)
     alpha = -grad L . grad S_perp   (> 0)    strength of progressive sharpening
     beta  = ||grad S_perp||^2                strength of self-stabilization
 
@@ -23,9 +24,14 @@ X = |x|, the map is an Euler-like discretisation of
     X' = X Y,   Y' = alpha - beta X^2 / 2,                                      (ODE)
 
 whose conserved quantity is H(X, Y) = Y^2/2 - alpha log X + beta X^2 / 4
-(`conserved_quantity` derives it with sympy). Consequences checked in the lessons and tests:
-over a whole cycle mean(x^2) = 2 alpha / beta (average Y' = 0), and small cycles have
-period 2 pi / sqrt(2 alpha) in tau, i.e. 2 pi / (eta sqrt(2 alpha)) steps of gradient descent.
+(`conserved_quantity` derives it with sympy; with the dropped curvature h along grad S_perp
+kept, Y' = alpha - beta X^2/2 - h Y and dH/dtau = -h Y^2: a damping). Consequences checked
+in the lessons and tests: H bounds y (closed orbits); over a closed orbit the x-equation gives
+the integral of Y d tau = the integral of d log X = 0, so S averages to 2/eta (on the map,
+sum log|1 + eta y_t| = log|x_end / x_start| makes mean y O(eta)); over a whole cycle
+mean(x^2) = 2 alpha / beta (average Y' = 0); and small cycles have period 2 pi / sqrt(2 alpha)
+in tau, i.e. 2 pi / (eta sqrt(2 alpha)) steps of gradient descent. ``iterate_cubic`` runs exact
+gradient descent on the full cubic, with the dropped terms switched back on.
 """
 
 from __future__ import annotations
@@ -96,6 +102,38 @@ def iterate_map(alpha, beta, eta, x0, y0, steps: int, *, limit: float = 1e150) -
         if not (abs(x) <= limit and abs(y) <= limit):
             return MapTrajectory(xs[: t + 1], ys[: t + 1], alpha, beta, eta, True)
         xs[t + 1], ys[t + 1] = x, y
+    return MapTrajectory(xs, ys, alpha, beta, eta, False)
+
+
+def iterate_cubic(alpha, beta, eta, x0, y0, steps: int, *, h: float = 0.0, t_xxx: float = 0.0,
+                  t_xzz: float = 0.0, t_zzz: float = 0.0, limit: float = 1e150) -> MapTrajectory:
+    """Exact gradient descent on the full cubic of ``cubic_reduction``, in the map's coordinates.
+
+    L(x, z) = g z + (2/eta) x^2/2 + h z^2/2 + (t_xxx x^3 + 3 t_xxz x^2 z + 3 t_xzz x z^2 + t_zzz z^3)/6
+    with t_xxz = sqrt(beta) and g = -alpha/sqrt(beta); the trajectory is returned as x and
+    y = sqrt(beta) z. With h = t_xxx = t_xzz = t_zzz = 0 it is (MAP) exactly (``iterate_map``);
+    a nonzero value switches that dropped term back on (h: the curvature along grad S_perp,
+    which adds -eta h y to the y update). Stops early (``diverged=True``) once |x| or |y|
+    exceeds ``limit``.
+    """
+    alpha = validate.positive("alpha", alpha)
+    beta = validate.positive("beta", beta)
+    eta = validate.positive("eta", eta)
+    h, t_xxx, t_xzz, t_zzz = (validate.finite(n, v) for n, v in
+                              (("h", h), ("t_xxx", t_xxx), ("t_xzz", t_xzz), ("t_zzz", t_zzz)))
+    steps = validate.positive_int("steps", steps, minimum=0)
+    sb = math.sqrt(beta)
+    g, curv = -alpha / sb, 2.0 / eta
+    x, z = validate.finite("x0", x0), validate.finite("y0", y0) / sb
+    xs, ys = np.empty(steps + 1), np.empty(steps + 1)
+    xs[0], ys[0] = x, z * sb
+    for t in range(steps):
+        dx = curv * x + 0.5 * t_xxx * x * x + sb * x * z + 0.5 * t_xzz * z * z
+        dz = g + h * z + 0.5 * sb * x * x + t_xzz * x * z + 0.5 * t_zzz * z * z
+        x, z = x - eta * dx, z - eta * dz
+        if not (abs(x) <= limit and abs(z * sb) <= limit):
+            return MapTrajectory(xs[: t + 1], ys[: t + 1], alpha, beta, eta, True)
+        xs[t + 1], ys[t + 1] = x, z * sb
     return MapTrajectory(xs, ys, alpha, beta, eta, False)
 
 
@@ -177,7 +215,9 @@ class CycleStats:
     n_cycles: number of whole cycles used; periods: the length of each of them in steps
     (shape (n_cycles,)); period: their mean; mean_x2: mean of x_t^2 over the steps of the
     whole cycles (partial cycles at both ends are dropped); cycle_mean_x2: the same, cycle
-    by cycle (shape (n_cycles,)); predicted_mean_x2 = 2 alpha / beta; predicted_period =
+    by cycle (shape (n_cycles,)); cycle_mean_y and cycle_std_y: the mean and the standard
+    deviation of y_t over each whole cycle (shape (n_cycles,); the mean is O(eta), small next to
+    the spread: S centres on 2/eta); predicted_mean_x2 = 2 alpha / beta; predicted_period =
     2 pi / (eta sqrt(2 alpha)) (exact only for small cycles and small eta).
 
     The map's orbits spiral outward (Lesson 5, Section 3), so on a large orbit later cycles
@@ -191,6 +231,8 @@ class CycleStats:
     predicted_period: float
     periods: np.ndarray = None
     cycle_mean_x2: np.ndarray = None
+    cycle_mean_y: np.ndarray = None
+    cycle_std_y: np.ndarray = None
 
     @property
     def mean_x2_ratio(self) -> float:
@@ -222,6 +264,8 @@ def cycle_stats(traj: MapTrajectory, cycles: int | None = None) -> CycleStats:
     first, last = int(cut[0]), int(cut[-1])
     mean_x2 = float(np.mean(traj.x[first:last] ** 2))
     per_cycle = np.array([np.mean(traj.x[a:b] ** 2) for a, b in zip(cut[:-1], cut[1:])])
+    mean_y = np.array([np.mean(traj.y[a:b]) for a, b in zip(cut[:-1], cut[1:])])
+    std_y = np.array([np.std(traj.y[a:b]) for a, b in zip(cut[:-1], cut[1:])])
     return CycleStats(
         n_cycles=len(starts) - 1,
         period=float(np.mean(np.diff(starts))),
@@ -230,6 +274,8 @@ def cycle_stats(traj: MapTrajectory, cycles: int | None = None) -> CycleStats:
         predicted_period=2.0 * math.pi / (traj.eta * math.sqrt(2.0 * traj.alpha)),
         periods=np.diff(starts),
         cycle_mean_x2=per_cycle,
+        cycle_mean_y=mean_y,
+        cycle_std_y=std_y,
     )
 
 
@@ -243,6 +289,18 @@ def conserved_value(X, Y, alpha, beta):
     """H(X, Y) = Y^2/2 - alpha log|X| + beta X^2/4 (constant along the ODE; X != 0)."""
     X = np.asarray(X, dtype=float)
     return 0.5 * np.asarray(Y) ** 2 - alpha * np.log(np.abs(X)) + 0.25 * beta * X**2
+
+
+def orbit_peak(alpha, beta, X0, Y0) -> float:
+    """The largest Y on the ODE's closed orbit through (X0 > 0, Y0), from the conserved H:
+    the top of the orbit is at X = delta, so Y_max^2 / 2 = H(X0, Y0) - H(delta, 0). For a
+    start deep inside delta (X0 << delta) this is the peak of y after a long blow-up."""
+    alpha = validate.positive("alpha", alpha)
+    beta = validate.positive("beta", beta)
+    X0 = validate.positive("X0", X0)
+    Y0 = validate.finite("Y0", Y0)
+    d = fixed_point_amplitude(alpha, beta)
+    return math.sqrt(2.0 * float(conserved_value(X0, Y0, alpha, beta) - conserved_value(d, 0.0, alpha, beta)))
 
 
 @dataclass
@@ -332,7 +390,9 @@ def conserved_quantity():
     Separating dY/dX = (alpha - beta X^2/2) / (X Y) gives Y dY = (alpha/X - beta X/2) dX,
     so H = Y^2/2 - integral(alpha/X - beta X/2) dX. Returns a dict of sympy objects:
     symbols (X, Y, alpha, beta), H, dH_dt (the chain-rule derivative along the ODE,
-    unsimplified) and dH_dt_simplified (which sympy reduces to 0).
+    unsimplified), dH_dt_simplified (which sympy reduces to 0), and, with the dropped
+    curvature h along grad S_perp kept (Y' = alpha - beta X^2/2 - h Y), h (the symbol) and
+    dH_dt_with_h (which simplifies to -h Y^2: h > 0 damps the cycles, h < 0 makes them grow).
     """
     import sympy as sp
 
@@ -341,8 +401,12 @@ def conserved_quantity():
     Xdot, Ydot = X * Y, alpha - beta * X**2 / 2
     H = Y**2 / 2 - sp.integrate(sp.expand(Ydot / X), X)
     dH_dt = sp.diff(H, X) * Xdot + sp.diff(H, Y) * Ydot
+    h = sp.symbols("h", real=True)
+    dH_dt_h = sp.simplify(sp.diff(H, X) * Xdot + sp.diff(H, Y) * (Ydot - h * Y))
     return {
         "symbols": (X, Y, alpha, beta),
+        "h": h,
+        "dH_dt_with_h": dH_dt_h,
         "Xdot": Xdot,
         "Ydot": Ydot,
         "H": H,

@@ -117,6 +117,12 @@ class Landscape:
         self._load(theta)
         return hessian.sharpness_gradient(self.model, self.loss_fn, self.x, self.y, u).detach()
 
+    def hvp(self, theta, v) -> torch.Tensor:
+        """One Hessian-vector product H(theta) v, shape (n,)."""
+        self._load(theta)
+        self.n_products += 1
+        return hessian.hvp(self.model, self.loss_fn, self.x, self.y, v).detach()
+
 
 @dataclass
 class LocalQuantities:
@@ -339,22 +345,85 @@ def central_flow(land: Landscape, theta0, eta, duration: float, *, dt: float = 0
     return Trajectory(np.arange(steps + 1, dtype=float), torch.stack(thetas), losses, sharp, sigma2=sig)
 
 
-def predicted_dynamics(alpha, beta, eta, x0: float, y0: float) -> selfstab.MapTrajectory:
+def predicted_dynamics(alpha, beta, eta, x0: float, y0: float, *, limit: float = 1e150) -> selfstab.MapTrajectory:
     """Damian et al.'s predicted dynamics: the map x' = -(1 + eta y) x, y' = y + eta(alpha_t -
     beta_t x^2/2) with alpha_t, beta_t measured along the constrained trajectory (arrays of
-    length T+1). Returns x_t (the predicted displacement along u) and y_t (predicted
-    S - 2/eta) for t = 0..T as a ``selfstab.MapTrajectory`` (alpha, beta there are the means)."""
+    length T+1; pass constant arrays for Lesson 5's map with the coefficients of one reference
+    point). Returns x_t (the predicted displacement along u) and y_t (predicted S - 2/eta) for
+    t = 0..T as a ``selfstab.MapTrajectory`` (alpha, beta there are the means). Like
+    ``selfstab.iterate_map`` it stops early, with ``diverged=True``, once |x| or |y| exceeds
+    ``limit`` (the arrays then hold the finite prefix)."""
     alpha = np.asarray(alpha, dtype=float)
     beta = np.asarray(beta, dtype=float)
+    if alpha.ndim != 1 or alpha.shape != beta.shape or alpha.size < 1:
+        raise ValueError(f"alpha and beta must be 1-D arrays of equal length, got shapes {alpha.shape} and {beta.shape}")
     eta = validate.positive("eta", eta)
     x, y = validate.finite("x0", x0), validate.finite("y0", y0)
     xs, ys = [x], [y]
+    diverged = False
     for a, b in zip(alpha[:-1], beta[:-1]):
         x, y = -(1 + eta * y) * x, y + eta * (a - b * x * x / 2)
+        if not (abs(x) <= limit and abs(y) <= limit):
+            diverged = True
+            break
         xs.append(x)
         ys.append(y)
     return selfstab.MapTrajectory(np.array(xs), np.array(ys), float(np.nanmean(alpha)), float(np.nanmean(beta)),
-                                  eta, False)
+                                  eta, diverged)
+
+
+@dataclass
+class OscillationSeed:
+    """Result of ``oscillation_seed``: ``seed`` (the sign-flipping part of x back-extrapolated
+    to t = 0, in the units of x), ``steps`` (the steps it was estimated from), ``estimates``
+    (one estimate per step used; their spread shows whether the growth really is the linear
+    one), ``alternating`` (the sign-flipping amplitude a_t at every step, NaN at both ends) and
+    ``growth`` (prod_{s<t} |1 - eta S_s|, the linear growth factor along u from step 0)."""
+
+    seed: float
+    steps: np.ndarray
+    estimates: np.ndarray
+    alternating: np.ndarray
+    growth: np.ndarray
+
+
+def oscillation_seed(x, sharpness, eta, *, scale, window=(1e-3, 0.3)) -> OscillationSeed:
+    """How small GD's oscillation along u was at step 0, from its displacement x_t along u.
+
+    x_t is a slowly varying offset plus a sign-flipping oscillation. The second difference
+    removes the offset: for an oscillation (-1)^t A_t that grows by r_t = |1 - eta S_t| per
+    step (linear growth along u, S_t the measured sharpness), |x_{t+1} - 2 x_t + x_{t-1}| =
+    A_t (r_t + 2 + 1/r_{t-1}), which gives a_t = A_t at every step. Divided by the growth
+    prod_{s<t} r_s, each a_t estimates the amplitude at t = 0. The steps used are those of
+    the first growth, where a_t lies between window[0] and window[1] times ``scale`` (a float,
+    or an array like x such as delta_t): large enough to dominate the offset's own curvature,
+    small enough to still grow linearly. The seed is the median estimate.
+
+    x, sharpness: 1-D arrays of equal length (S at every step); eta > 0. Raises ValueError
+    when no step lies in the window."""
+    x = np.asarray(x, dtype=float)
+    S = np.asarray(sharpness, dtype=float)
+    eta = validate.positive("eta", eta)
+    if x.ndim != 1 or x.shape != S.shape or x.size < 3 or not np.all(np.isfinite(S)):
+        raise ValueError(f"x and sharpness must be 1-D arrays of equal length >= 3 (S finite at every step), "
+                         f"got shapes {x.shape} and {S.shape}")
+    scale = np.broadcast_to(np.asarray(scale, dtype=float), x.shape)
+    lo, hi = (float(w) for w in window)
+    if not 0 < lo < hi:
+        raise ValueError(f"window must be a pair (low, high) with 0 < low < high, got {window!r}")
+    r = np.abs(1 - eta * S)
+    growth = np.concatenate([[1.0], np.cumprod(r[:-1])])
+    a = np.full(x.size, np.nan)
+    a[1:-1] = np.abs(x[2:] - 2 * x[1:-1] + x[:-2]) / (r[1:-1] + 2 + 1 / r[:-2])
+    over = np.flatnonzero(a > hi * scale)
+    end = over[0] if over.size else x.size
+    steps = np.flatnonzero((a >= lo * scale) & (a <= hi * scale))
+    steps = steps[steps < end]
+    if steps.size == 0:
+        raise ValueError("no step has its sign-flipping amplitude inside the window: the oscillation never grows "
+                         "out of the offset there (widen window, or pass a longer run)")
+    estimates = a[steps] / growth[steps]
+    return OscillationSeed(float(np.median(estimates)), steps, estimates, a, growth)
 
 
 def distances(a: Trajectory, b: Trajectory) -> np.ndarray:

@@ -313,3 +313,56 @@ def test_cubic_reduction_names_the_dropped_terms():
     # h enters z' at first order: -eta h z.
     assert sp.simplify(sp.diff(dz, s["h"]) + s["eta"] * s["z"]) == 0
     assert sp.simplify(dx + s["eta"] * (s["t_xxx"] * s["x"] ** 2 + s["t_xzz"] * s["z"] ** 2) / 2) == 0
+
+
+def test_iterate_cubic_is_the_map_without_extra_terms_and_gradient_descent_with_them():
+    plain = selfstab.iterate_cubic(1.0, 1.0, 0.02, 0.05, -1.0, 500)
+    ref = selfstab.iterate_map(1.0, 1.0, 0.02, 0.05, -1.0, 500)
+    assert np.allclose(plain.x, ref.x, rtol=1e-9, atol=1e-12) and np.allclose(plain.y, ref.y, rtol=1e-9, atol=1e-12)
+    # Independent: one step of gradient descent on the cubic, written out by hand in (x, z).
+    alpha, beta, eta, h, txxx, txzz, tzzz = 0.7, 1.8, 0.05, 0.3, 0.4, -0.6, 0.2
+    sb = math.sqrt(beta)
+    g = -alpha / sb
+    x, z = 0.3, -0.2 / sb
+    dx = 2 / eta * x + txxx * x**2 / 2 + sb * x * z + txzz * z**2 / 2
+    dz = g + h * z + sb * x**2 / 2 + txzz * x * z + tzzz * z**2 / 2
+    tr = selfstab.iterate_cubic(alpha, beta, eta, 0.3, -0.2, 1, h=h, t_xxx=txxx, t_xzz=txzz, t_zzz=tzzz)
+    assert (tr.x[1], tr.y[1]) == pytest.approx((x - eta * dx, sb * (z - eta * dz)), rel=1e-12)
+    with pytest.raises(ValueError, match="h"):
+        selfstab.iterate_cubic(1.0, 1.0, 0.02, 0.05, -1.0, 5, h=float("nan"))
+
+
+def test_curvature_h_damps_and_the_xzz_remainder_grows_with_eta():
+    # dH/dtau = -h Y^2: with h > 0 H falls from cycle to cycle (the map alone makes it grow).
+    tr = selfstab.iterate_cubic(1.0, 1.0, 0.02, 0.05, -1.0, 2500, h=0.2)
+    at = np.ceil(selfstab.cycle_starts(tr.y)).astype(int)
+    H = selfstab.conserved_value(tr.x[at], tr.y[at], 1.0, 1.0)
+    assert len(H) >= 4 and np.all(np.diff(H) < 0)
+    small = selfstab.cycle_stats(selfstab.iterate_cubic(1.0, 1.0, 0.005, 0.05, -1.0, 12_000, t_xzz=1.0), cycles=3)
+    assert np.allclose(small.cycle_mean_x2 / small.predicted_mean_x2, 1, atol=0.01)
+    assert selfstab.iterate_cubic(1.0, 1.0, 0.02, 0.05, -1.0, 3000, t_xzz=1.0).diverged
+    assert not selfstab.iterate_map(1.0, 1.0, 0.02, 0.05, -1.0, 3000).diverged
+
+
+def test_mean_y_per_cycle_is_order_eta_and_sympy_damping():
+    means = {}
+    for eta in (0.02, 0.01):
+        st = selfstab.cycle_stats(selfstab.iterate_map(1.0, 1.0, eta, 0.05, -1.0, int(50 / eta)), cycles=3)
+        assert np.all(np.abs(st.cycle_mean_y) <= 0.1 * st.cycle_std_y)
+        means[eta] = st.cycle_mean_y[0]
+    assert means[0.01] / means[0.02] == pytest.approx(0.5, rel=0.1)
+    # The ODE: the time average of Y over a closed orbit is 0 (integral of d log X).
+    sol = selfstab.integrate_ode(1.0, 1.0, 0.05, -1.0, selfstab.ode_period(1.0, 1.0, 0.05, -1.0), dt=1e-3)
+    assert abs(np.trapezoid(sol.Y, sol.tau)) < 1e-3 * np.trapezoid(np.abs(sol.Y), sol.tau)
+    c = selfstab.conserved_quantity()
+    X, Y, _, _ = c["symbols"]
+    assert sp.simplify(c["dH_dt_with_h"] + c["h"] * Y**2) == 0
+
+
+def test_orbit_peak_is_the_top_of_the_integrated_orbit():
+    for alpha, beta, X0, Y0 in [(1.0, 1.0, 0.05, -1.0), (0.5, 2.0, 1e-6, 0.3)]:
+        peak = selfstab.orbit_peak(alpha, beta, X0, Y0)
+        sol = selfstab.integrate_ode(alpha, beta, X0, Y0, 2 * selfstab.ode_period(alpha, beta, X0, Y0), dt=1e-3)
+        assert sol.Y.max() == pytest.approx(peak, rel=1e-4)
+    with pytest.raises(ValueError, match="X0"):
+        selfstab.orbit_peak(1.0, 1.0, 0.0, 0.0)

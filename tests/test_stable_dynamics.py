@@ -152,3 +152,38 @@ def test_sigma2_against_delta2_on_and_off_the_stable_set(setup):
     assert q.sigma2 * (q.beta + s_u**2) == pytest.approx(2 * q.alpha - 2 * s_u * l_u, rel=1e-9)
     assert abs(l_u) <= 1e-9 * float(q.grad.norm())
     assert q.sigma2 == pytest.approx(q.delta**2 * q.beta / float(q.grad_S @ q.grad_S), rel=1e-6)
+
+
+def test_oscillation_seed_recovers_a_planted_seed_under_an_offset():
+    # Independent construction: an oscillation that grows by |1 - eta S_t| per step from a known
+    # seed, on top of a smooth offset many orders of magnitude larger at first.
+    eta, T = 0.1, 90
+    S = np.linspace(20.5, 31.0, T + 1)
+    seed = 3e-15
+    osc = seed * np.concatenate([[1.0], np.cumprod(1 - eta * S[:-1])])   # 1 - eta S < 0: flips sign each step
+    offset = 1e-6 + 2e-3 * (np.arange(T + 1) / T) ** 2
+    r = sd.oscillation_seed(offset + osc, S, eta, scale=0.02)
+    assert r.seed == pytest.approx(seed, rel=1e-3)
+    assert r.steps.size >= 3 and np.ptp(r.estimates) < 1e-2 * seed
+    with pytest.raises(ValueError, match="window"):
+        sd.oscillation_seed(offset, S, eta, scale=0.02)           # no oscillation at all
+    with pytest.raises(ValueError, match="equal length"):
+        sd.oscillation_seed(offset[:-1], S, eta, scale=0.02)
+
+
+def test_predicted_dynamics_stops_when_the_map_leaves_the_float_range():
+    alpha, beta = np.full(200, 1.0), np.full(200, 1.0)
+    out = sd.predicted_dynamics(alpha, beta, 0.9, 5.0, -5.0)      # y < -2/eta: |1 + eta y| > 1, x explodes
+    assert out.diverged and len(out.x) < 200 and np.all(np.isfinite(out.x))
+    fine = sd.predicted_dynamics(alpha, beta, 0.02, 0.05, -1.0)
+    ref = __import__("eosteach.selfstab", fromlist=["x"]).iterate_map(1.0, 1.0, 0.02, 0.05, -1.0, 199)
+    assert not fine.diverged and np.allclose(fine.x, ref.x) and np.allclose(fine.y, ref.y)
+
+
+def test_landscape_hvp_matches_the_dense_hessian(setup):
+    s = setup
+    theta = s["gd"].theta[s["t0"]]
+    v = torch.randn(theta.numel(), generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    hessian.set_flat_params(s["model"], theta)
+    dense = hessian.dense_hessian(s["model"], losses.mse, s["x"], s["y"])
+    assert torch.allclose(s["land"].hvp(theta, v), dense @ v, rtol=1e-8, atol=1e-10)

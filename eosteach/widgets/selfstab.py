@@ -8,6 +8,7 @@ import math
 import ipywidgets as widgets
 import numpy as np
 from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter, LogFormatter
 
 from .. import selfstab
 from ..plotting import COLORS, threshold_line
@@ -75,23 +76,26 @@ def selfstab_demo(alpha: float = 1.0, beta: float = 1.0, eta: float = 0.02, x0: 
         ax_p.axvline(delta, color="0.4", linestyle=":", linewidth=1.2)
         ax_p.axhline(0.0, color="0.4", linestyle="--", linewidth=1.2)
         ax_p.set_xscale("log")
-        ax_p.set_xlabel("|x|  (displacement along u)")
-        ax_p.set_ylabel("y = S - 2/eta")
+        # plain numbers (0.01, 2, 5) on the log axis, also on ranges narrower than a decade
+        ax_p.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax_p.xaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(1, 0.4)))
+        ax_p.set_xlabel(r"$|x|$  (displacement along $u$)")
+        ax_p.set_ylabel(r"$y \approx S - 2/\eta$")
         ax_p.set_title("phase portrait")
         _by_phase(ax_x, t, traj.x, labels)
         ax_x.axhline(delta, color="0.4", linestyle=":", linewidth=1.2)
         ax_x.axhline(-delta, color="0.4", linestyle=":", linewidth=1.2)
         ax_x.set_xlabel("step t")
-        ax_x.set_ylabel("x_t")
+        ax_x.set_ylabel(r"$x_t$")
         ax_x.set_title("x flips sign every step")
         _by_phase(ax_y, t, traj.y, labels)
         ax_y.axhline(0.0, color="0.4", linestyle="--", linewidth=1.2)
         ax_y.set_xlabel("step t")
-        ax_y.set_ylabel("y_t = S - 2/eta")
+        ax_y.set_ylabel(r"$y_t \approx S - 2/\eta$")
         ax_y.set_title("sharpness minus threshold")
         handles = [Line2D([], [], marker="o", linestyle="none", color=c, label=n)
                    for n, c in zip(selfstab.PHASES, selfstab.PHASE_COLORS)]
-        handles.append(Line2D([], [], color="0.4", linestyle=":", label="|x| = delta = sqrt(2 alpha/beta)"))
+        handles.append(Line2D([], [], color="0.4", linestyle=":", label=r"$|x| = \delta = \sqrt{2\alpha/\beta}$"))
         view.figure.legend(handles=handles, loc="outside lower center", ncols=5, fontsize=10)
         if traj.diverged:
             message.value = (f"<b style='color:#d62728'>Diverged after {len(traj.x) - 1} steps</b>: "
@@ -161,8 +165,9 @@ def paths_scrubber(steps, paths: dict, threshold: float, colors=None):
     threshold_line(ax_s, threshold, r"$2/\eta$")
     ax_s.set(xlim=(steps[0], steps[-1]), ylim=(np.nanmin(all_s) * 0.97, np.nanmax(all_s) * 1.03),
              xlabel="step", ylabel="sharpness S", title="sharpness")
-    ax_loss.legend(loc="upper right", fontsize=10)
-    ax_s.legend(loc="upper left", fontsize=10)
+    # one legend for both panels, under them: inside the axes it would cover a path somewhere
+    handles, labels = ax_s.get_legend_handles_labels()
+    view.figure.legend(handles, labels, loc="outside lower center", ncols=len(labels), fontsize=10)
 
     slider = widgets.IntSlider(value=len(steps) - 1, min=0, max=len(steps) - 1, description="step index",
                                continuous_update=False, layout=widgets.Layout(width="60%"))
