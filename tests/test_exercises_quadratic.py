@@ -254,7 +254,7 @@ def band_right(b):
     (radius_fn(lambda e, l, b: hb_matrix(e, l, b).T), "transposed"),
     (radius_fn(lambda e, l, b: hb_matrix(e, l, b)[::-1, ::-1]), "(buf, theta)"),
     (radius_fn(lambda e, l, b: np.array([[1 - e * l, -b], [e * l, b]])), "scaled state"),
-    (radius_fn(lambda e, l, b: np.array([[1.0, -e * b], [l, b]])), "its theta entry is 1 - eta lambda"),
+    (radius_fn(lambda e, l, b: np.array([[1.0, -e * b], [l, b]])), "no lambda theta term"),
     (radius_fn(lambda e, l, b: np.array([[1.0, -e], [l, b]])), "OLD buffer"),
     (radius_fn(lambda e, l, b: np.array([[1 - e * l * (1 - b), -e * b], [(1 - b) * l, b]])), "EMA buffer"),
     (radius_fn(lambda e, l, b: np.array([[1 + e * l, e * b], [l, b]])), "uphill"),
@@ -288,9 +288,9 @@ def test_heavy_ball_radius_right_band_untouched(capsys):
 
 
 @pytest.mark.parametrize("band, words", [
-    (lambda b: ((1 - b) ** 2, (1 + b) ** 2), "(1 -+ sqrt b)^2"),
-    (lambda b: (1 - np.sqrt(b), 1 + np.sqrt(b)), "square them"),
-    (lambda b: (1 + b - np.sqrt(b), 1 + b + np.sqrt(b)), "a_1^2 - 4 a_0"),
+    (lambda b: ((1 - b) ** 2, (1 + b) ** 2), "not b"),
+    (lambda b: (1 - np.sqrt(b), 1 + np.sqrt(b)), "back into the discriminant"),
+    (lambda b: (1 + b - np.sqrt(b), 1 + b + np.sqrt(b)), "the factor 4 is missing"),
     (lambda b: band_right(b)[::-1], "swapped"),
     (lambda b: 1.0, "the pair (h_low, h_high)"),
 ])
@@ -305,6 +305,16 @@ def test_band_and_radius_feedback_never_print_the_true_values(capsys):
     assert result is False and "your low end" in out and "too large" in out and "0.467544" not in out, out
     result, out = _verdict(ex.check_heavy_ball_radius, radius_fn(reduce=lambda M: 0.5), capsys)
     assert result is False and "too" in out and "expected" not in out, out
+
+
+def test_slip_messages_never_state_the_right_answer():
+    """A slip message names the slip; it does not print the right matrix entries, band ends or threshold."""
+    for message, _ in ex._matrix_slips(0.1, 2.0, 0.5):
+        assert "1 - eta lambda" not in message and "-eta b" not in message, message
+    for message, _ in ex._band_slips(0.5):
+        assert "sqrt b)^2" not in message and "sqrt(b))^2" not in message and "square" not in message, message
+    for message, _ in ex._nesterov_slips():
+        assert "(1 + 2b) belongs" not in message and "(2 + 2b) in the numerator" not in message, message
 
 
 def test_reference_band_is_the_closed_form():

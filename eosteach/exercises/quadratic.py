@@ -411,8 +411,8 @@ def _matrix_slips(eta, lam, b):
         ("The state order is (buf, theta); the contract is (theta, buf): theta first.", swap @ M @ swap),
         ("That is M for the scaled state (theta, eta * buf); the contract is (theta, buf) itself.",
          np.array([[1 - eta * lam, -b], [eta * lam, b]])),
-        ("theta_new steps with the NEW buffer, b buf + lambda theta: its theta entry is 1 - eta lambda, "
-         "and its buf entry -eta b.", np.array([[1.0, -eta * b], [lam, b]])),
+        ("Your theta_new has no lambda theta term: it steps with the whole NEW buffer, b buf + lambda theta, "
+         "the lambda theta part included.", np.array([[1.0, -eta * b], [lam, b]])),
         ("That steps with the OLD buffer: PyTorch updates the buffer first, then steps with the new one.",
          np.array([[1.0, -eta], [lam, b]])),
         ("That is the EMA buffer b buf + (1 - b) g (Adam's first moment); PyTorch's SGD sums the gradients.",
@@ -448,12 +448,12 @@ def _radius_slips(M):
 def _band_slips(b):
     r = np.sqrt(b)
     return [
-        ("That is ((1 - b)^2, (1 + b)^2): the discriminant (h - 1 - b)^2 - 4b vanishes at h = 1 + b -+ 2 sqrt(b), "
-         "i.e. (1 -+ sqrt b)^2.", ((1 - b) ** 2, (1 + b) ** 2)),
-        ("That is (1 - sqrt b, 1 + sqrt b): square them; h = 1 + b -+ 2 sqrt(b) = (1 -+ sqrt b)^2.",
-         (1 - r, 1 + r)),
-        ("That is 1 + b -+ sqrt(b): the discriminant of z^2 + a_1 z + a_0 is a_1^2 - 4 a_0, so "
-         "|h - 1 - b| < 2 sqrt(b).", (1 + b - r, 1 + b + r)),
+        ("That is ((1 - b)^2, (1 + b)^2): the ends are where the discriminant a_1^2 - 4 a_0 vanishes; solve that "
+         "for h again (the roots involve sqrt(b), not b).", ((1 - b) ** 2, (1 + b) ** 2)),
+        ("That is (1 - sqrt b, 1 + sqrt b): close, but these are not where a_1^2 - 4 a_0 vanishes; put your ends "
+         "back into the discriminant.", (1 - r, 1 + r)),
+        ("That is 1 + b -+ sqrt(b): the discriminant of z^2 + a_1 z + a_0 is a_1^2 - 4 a_0, and the factor 4 "
+         "is missing.", (1 + b - r, 1 + b + r)),
         ("Low and high are swapped: return (h_low, h_high) with h_low < h_high.", ((1 + r) ** 2, (1 - r) ** 2)),
     ]
 
@@ -642,7 +642,7 @@ def _nesterov_slips():
          (1 + b) / ((1 + 2 * b) * eta)),
         ("A factor (1 + b) is missing from the numerator (b vs 1 + b): recompute p(-1).",
          2 / ((1 + 2 * b) * eta)),
-        ("Upside down in b: (1 + 2b) belongs in the denominator, (2 + 2b) in the numerator.",
+        ("Upside down in b: your numerator and denominator are swapped; solve p(-1) = 0 for S again.",
          2 * (1 + 2 * b) / ((1 + b) * eta)),
         ("That is the threshold of a matrix whose theta entry lacks the direct gradient (1 - eta S b).",
          (2 + 2 * b) / (b * eta)),
