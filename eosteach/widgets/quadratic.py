@@ -179,13 +179,14 @@ def descent_demo(eta: float = 0.15, lam1: float = 10.0, lam2: float = 1.0, start
         _loss_panel(ax_loss, traj.loss, int(traj.diverged_at), COLORS["gd"], "GD")
         ax_loss.set_title(rf"loss per step ($\eta$ = {eta_v:.3f}, 2/S = {2 / S:.3f})")
 
-        # Descent lemma per unit squared gradient: the real change lies below -eta/2 (2 - eta ell).
+        # Descent lemma per unit squared gradient: the real change lies below -eta/2 (2 - eta ell), with
+        # ell = lambda_max(A), the upper bound on the Hessian's eigenvalues that lesson 1 calls ell.
         theta = traj.theta[:-1]
         g = quad.grad(theta)
         gg = np.sum(g * g, axis=-1)
         with np.errstate(invalid="ignore", divide="ignore"):
             change = np.diff(traj.loss) / gg
-        bound = -eta_v / 2 * (2 - eta_v * quad.smoothness)
+        bound = -eta_v / 2 * (2 - eta_v * S)
         k = np.arange(change.size)
         ax_lemma.axhline(0.0, color="0.5", linewidth=0.8)
         ax_lemma.plot(k, change, "o-", color=COLORS["gd"], markersize=3,
