@@ -70,7 +70,7 @@ def _contour_panel(ax, quadratic: Quadratic, path: np.ndarray, radius: float, co
         v1 = quadratic.eigenvectors[:, 0] if direction is None else np.asarray(direction, float)
         v1 = v1 / np.linalg.norm(v1)
         ax.plot([-2 * radius * v1[0], 2 * radius * v1[0]], [-2 * radius * v1[1], 2 * radius * v1[1]],
-                color="0.35", linestyle=":", linewidth=1.2, label=direction_label)
+                color="0.15", linestyle=":", linewidth=1.4, zorder=4, label=direction_label)  # above the path
     ax.plot(path[:, 0], path[:, 1], "-o", color=color, markersize=3, linewidth=1.2, label="path")
     ax.plot(path[0, 0], path[0, 1], "s", color="black", markersize=7, label=r"start $\theta^{(0)}$")
     ax.plot([0], [0], "*", color="gold", markeredgecolor="black", markersize=12, label="minimum")
@@ -347,7 +347,9 @@ def momentum_demo(method: str = "heavy_ball", eta: float = 0.3, b: float = 0.5, 
                        f"{METHOD_LABELS[method_v]} path", direction=precond_top if adam else None,
                        direction_label=r"top eigenvector of $P^{-1}A$" if adam else TOP_LABEL)
         _loss_panel(ax_loss, traj.loss, int(traj.diverged_at), color, METHOD_LABELS[method_v])
-        ax_loss.set_title(f"loss (spectral radius, slower direction: {radius_now:.3f})")
+        # the larger of the two directions' radii sets the rate: the slower one when both are
+        # below 1, the one that blows up when the run diverges
+        ax_loss.set_title(f"loss (larger spectral radius: {radius_now:.3f})")
         sharp_name = "preconditioned sharpness S_P" if method_v == "adam" else "sharpness S"
         if np.isclose(lams[0], limit, rtol=1e-9, atol=0.0):
             verdict = ("<span style='color:orange'>exactly on the edge: a root sits at z = -1, so the sharp "
