@@ -19,8 +19,8 @@ word                          band
 ``starts_below``              values[0] <= 0.95 x level
 ``rises_to``                  starts_below and reaches
 ``hovers_at``                 on the values after the first peak that follows the arrival (the first
-                              value >= 0.95 x level), i.e. without the rest of the rise and the first
-                              overshoot: median in [0.95, 1.15] x level, 10th-90th percentiles in
+                              value >= 0.95 x level; a peak is a value below neither of the next two),
+                              i.e. without the rest of the rise and the first overshoot: median in [0.95, 1.15] x level, 10th-90th percentiles in
                               [0.9, 1.25] x level, and no trend (the medians of the two halves within
                               0.05 x level). Cohen et al. (2021): "hovers right at, or just above,
                               2/eta". A smooth settle at 0.91 x, a plateau at 1.2 x, or a curve that
@@ -148,10 +148,12 @@ def rises_to(values, level, text=None) -> Claim:
 
 
 def _first_peak(s: np.ndarray, start: int) -> int:
-    """Index of the first value from ``start`` on that is not below the next one (the top of
-    the first overshoot), or the last index when the series rises to its end."""
+    """Index of the first value from ``start`` on that is below neither of the next two (the
+    top of the first overshoot), or the last index when the series rises to its end. Two
+    values ahead, not one, so that a one-record pause inside the rise (fc-relu at eta = 2/30
+    in lesson 3: 0.971, 0.969, 0.999, 1.094, 1.177 x level) is not taken for the top."""
     for i in range(start, s.size - 1):
-        if s[i] >= s[i + 1]:
+        if s[i] >= s[i + 1] and (i + 2 >= s.size or s[i] >= s[i + 2]):
             return i
     return s.size - 1
 
@@ -160,8 +162,8 @@ def hovers_at(values, level, text=None, min_points: int = 5) -> Claim:
     """Hovers right at, or just above, the level (Cohen et al. 2021).
 
     Judged on the settled part: the values after the first peak that follows the arrival
-    (the first value >= 0.95 x level), so that the rest of the rise and the first overshoot
-    are left out. There, the median lies in [0.95, 1.15] x level, the 10th and 90th
+    (the first value >= 0.95 x level; a peak is a value below neither of the next two), so
+    that the rest of the rise and the first overshoot are left out. There, the median lies in [0.95, 1.15] x level, the 10th and 90th
     percentiles in [0.9, 1.25] x level, and the series has no trend: the medians of its
     first and second halves differ by at most 0.05 x level (a curve that keeps sharpening
     through the level, as gradient flow does, is not hovering). At least ``min_points``

@@ -75,6 +75,44 @@ def test_solver_demo_slider_extremes_change_png():
     assert pictures[0] != pictures[1]
 
 
+def test_solver_demo_left_panel_legible_at_every_budget_and_updated_in_place():
+    """The left panel (estimate - S, linear) zooms to the budget: at every k both estimates
+    after k products lie inside its y-window and the larger gap fills most of it, so that
+    the convergence stays visible after the curves have collapsed onto S at full scale. The
+    slider changes the same artists, and the one legend sits outside both panels."""
+    net, x, y = tiny_net_data()
+    tr = training.solver_traces(net, losses.mse, x, y, max_products=30)
+    w = training.solver_demo(tr)
+    ax_gap, ax_err = w.view.axes
+    artists = [list(ax.get_lines()) for ax in w.view.axes]
+    S = tr.reference
+    slider = w.controls["products"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for k in range(slider.min, slider.max + 1):
+            slider.value = k
+            lo, hi = ax_gap.get_ylim()
+            assert (lo, hi) == training.solver_zoom(tr, k)
+            gaps = [tr.power[k - 1] - S, tr.lanczos[k - 1] - S]
+            assert all(lo <= g <= hi for g in gaps)
+            g = max(max(abs(v) for v in gaps), training.ZOOM_FLOOR * abs(S))
+            assert hi - lo <= 2 * g  # the larger gap spans at least half of the window
+            for name, gap in zip(("power", "lanczos"), gaps):
+                ring_gap, ring_err = w.marks[name]
+                assert list(ring_gap.get_xdata()) == [k] and ring_gap.get_ydata()[0] == pytest.approx(gap)
+                assert list(ring_err.get_xdata()) == [k]
+    assert [list(ax.get_lines()) for ax in w.view.axes] == artists  # in place: no new lines
+    assert ax_gap.get_legend() is None and ax_err.get_legend() is None
+    [legend] = w.view.figure.legends
+    labels = [t.get_text() for t in legend.get_texts()]
+    assert labels[:2] == ["power iteration", "Lanczos"] and any("tolerance" in t for t in labels)
+    w.view.refresh()  # lays the figure out (constrained layout) as it is shown
+    for ax in (ax_gap, ax_err):
+        assert not legend.get_window_extent().overlaps(ax.get_window_extent())
+    with pytest.raises(ValueError, match="k"):
+        training.solver_zoom(tr, slider.max + 1)
+
+
 # --------------------------------------------------------------------------- launcher
 
 
@@ -108,6 +146,10 @@ def test_launcher_trains_live_and_caches(runs_dir):
     assert thr_line.get_ydata()[0] == pytest.approx(2 / 0.05)
     assert w.config() == run.config and runs.cache_path(run.config).is_dir()
     assert "largest S / threshold" in w.message.value
+    # eta is written as the lessons write it, in the title, the key and beside the slider
+    assert w.view.axes[0].get_title() == r"GD, $\eta$ = 2/40"
+    assert s_line.get_label().startswith(r"GD, $\eta$ = 2/40")
+    assert w.eta_label.value == "η = 2/40"
 
 
 def test_launcher_extremes_momentum_and_divergence(runs_dir):
@@ -122,8 +164,19 @@ def test_launcher_extremes_momentum_and_divergence(runs_dir):
         run = w.launch()
         assert run.config.opt == "heavy_ball" and run.config.momentum == pytest.approx(0.99)
         assert run.metrics["threshold"][0] == pytest.approx(thresholds.heavy_ball(run.config.lr, 0.99))
+        assert w.view.axes[0].get_title() == rf"heavy-ball, $\eta$ = 2/{2 / run.config.lr:.4g}, b = 0.99"
         w.controls["opt"].value = "gd"
         assert w.controls["momentum"].disabled and w.config().momentum == 0.0
+        w.controls["eta"].value = 2 / 110
+        assert w.eta_label.value == "η = 2/110"
+
+
+def test_eta_text():
+    assert training.eta_text(2 / 30) == r"$\eta$ = 2/30"
+    assert training.eta_text(0.02, tex=False) == "η = 2/100"
+    assert training.eta_text(0.0191, tex=False) == "η = 2/104.7"
+    with pytest.raises(ValueError, match="eta"):
+        training.eta_text(0.0)
 
 
 def test_launcher_diverged_run_is_drawn(runs_dir):

@@ -7,8 +7,9 @@
   Lanczos on the Hessian of a small network. Both solvers multiply by the same Hessian,
   from the same start vector; after each product we record the estimate each would
   return if stopped there.
-  Left: estimate per product, with the exact top eigenvalue; right: relative error on a
-  log scale. A slider picks a product budget and reads both errors off.
+  Left: the signed gap estimate - S per product, on a linear axis zoomed to the chosen
+  budget (``solver_zoom``); right: relative error on a log scale. A slider picks a
+  product budget and reads both errors off.
 * ``training_launcher(...)`` (lessons 3-4): choose eta, the optimiser, the momentum and the
   architecture, press *Train*: the run (``runs.cached_run``, so a finished run comes back
   at once) is drawn live (loss; sharpness against the method's own threshold) with a
@@ -36,7 +37,7 @@ import numpy as np
 import torch
 
 from .. import hessian, models, optim, plotting, runs, validate
-from ..plotting import COLORS, threshold_line
+from ..plotting import COLORS
 from .base import FigureView, static_fallback
 
 #: The lesson-scale setting of lessons 3-4 (and the launcher's default): fc-tanh 3072-100-100-10
@@ -213,11 +214,39 @@ def solver_traces(model, loss_fn, x, y, *, max_products: int = 60, seed: int = 0
     return SolverTraces(np.arange(1, m + 1), power, lanczos[:m], reference, n, lanczos_used=min(used, m))
 
 
+#: The left panel of ``solver_demo`` never zooms in closer than this fraction of |S| (about a
+#: thousand times the floor of about 1e-13 that the estimates reach in float64, so that their
+#: rounding noise is not blown up).
+ZOOM_FLOOR = 1e-10
+
+
+def solver_zoom(traces: SolverTraces, k: int) -> tuple[float, float]:
+    """The y-window of ``solver_demo``'s left panel (the signed gap estimate - S) at a budget
+    of k products: (-1.4 g, 0.4 g), g the larger of the two solvers' gaps |estimate - S| after
+    k products (at least ``ZOOM_FLOOR`` x |S|), so that both estimates at k lie inside it and
+    the larger fills most of it."""
+    m = len(traces.products)
+    k = validate.positive_int("k", k)
+    if k > m:
+        raise ValueError(f"k must be at most the {m} products recorded, got {k}")
+    S = traces.reference
+    g = max(abs(traces.power[k - 1] - S), abs(traces.lanczos[k - 1] - S), ZOOM_FLOOR * abs(S))
+    return -1.4 * g, 0.4 * g
+
+
 def solver_demo(traces: SolverTraces, *, tol: float = 1e-3):
     """Power iteration against Lanczos, side by side (see ``solver_traces``).
 
-    Controls: ``products`` (the budget, 1..m). Returns an ``ipywidgets.VBox`` with
-    ``.controls``, ``.view``, ``.update()`` and ``.traces``.
+    Left: the signed gap estimate - S of each solver against the products, on a linear axis
+    zoomed to the chosen budget (``solver_zoom``: it follows the slider), so that the gap at
+    every budget is legible and its sign shows that both estimates approach S from below.
+    Right: the relative error |estimate - S| / |S| on a log axis, with ``tol``. Open rings
+    mark the values at the budget on both panels; one legend, above the panels, covers both.
+
+    Controls: ``products`` (the budget, 1..m). Moving it changes the same artists in place
+    (cursor, rings, the left panel's y-window), never a new figure. Returns an
+    ``ipywidgets.VBox`` with ``.controls``, ``.view``, ``.update()``, ``.traces``,
+    ``.message`` and ``.marks`` (name -> the ring artists).
     """
     tol = validate.positive("tol", tol)
     m = len(traces.products)
@@ -225,46 +254,64 @@ def solver_demo(traces: SolverTraces, *, tol: float = 1e-3):
                                               description="products used", continuous_update=False,
                                               style={"description_width": "initial"})}
     message = widgets.HTML()
-    view = FigureView(1, 2, figsize=(11, 4.2))
-    ax_est, ax_err = view.axes
-    err_p, err_l = traces.rel_error("power"), traces.rel_error("lanczos")
+    view = FigureView(1, 2, figsize=(11, 4.6))
+    ax_gap, ax_err = view.axes
+    S = traces.reference
+    gap = {"power": traces.power - S, "lanczos": traces.lanczos - S}
+    err = {"power": traces.rel_error("power"), "lanczos": traces.rel_error("lanczos")}
     floor = 1e-16
-    ax_est.plot(traces.products, traces.power, "-o", ms=3, color=COLORS["gd"], label="power iteration")
-    ax_est.plot(traces.products, traces.lanczos, "-o", ms=3, color=COLORS["heavy_ball"], label="Lanczos")
-    threshold_line(ax_est, traces.reference, label=f"exact S = {traces.reference:.4g}")
-    lo = min(traces.power.min(), traces.lanczos.min())
-    ax_est.set_ylim(lo - 0.05 * abs(traces.reference), traces.reference * 1.08)
-    ax_est.set_xlabel("Hessian-vector products used")
-    ax_est.set_ylabel(r"estimate of $S=\lambda_{\max}(H)$")
-    ax_est.set_title("estimate of the sharpness")
-    ax_est.legend(loc="lower right")
-    ax_err.semilogy(traces.products, np.maximum(err_p, floor), "-o", ms=3, color=COLORS["gd"],
-                    label="power iteration")
-    ax_err.semilogy(traces.products, np.maximum(err_l, floor), "-o", ms=3, color=COLORS["heavy_ball"],
-                    label="Lanczos")
-    ax_err.axhline(tol, color=COLORS["threshold"], linestyle="--", linewidth=1.2, label=f"tolerance {tol:g}")
+    style = {"power": dict(color=COLORS["gd"], label="power iteration"),
+             "lanczos": dict(color=COLORS["heavy_ball"], label="Lanczos")}
+    for name in ("power", "lanczos"):
+        ax_gap.plot(traces.products, gap[name], "-o", ms=3, **style[name])
+        ax_err.semilogy(traces.products, np.maximum(err[name], floor), "-o", ms=3, **style[name])
+    ax_gap.axhline(0.0, color=COLORS["threshold"], linestyle="--", linewidth=1.2,
+                   label=f"exact S = {S:.6g} (gap 0)")
+    ax_gap.set_xlabel("Hessian-vector products used")
+    ax_gap.set_ylabel(r"estimate $-\ S$ (linear)")
+    ax_gap.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3), useMathText=True)
+    ax_gap.set_xlim(0, m + 1)
+    ax_err.axhline(tol, color=COLORS["threshold"], linestyle=":", linewidth=1.4, label=f"tolerance {tol:g}")
     ax_err.set_xlabel("Hessian-vector products used")
     ax_err.set_ylabel(r"relative error $|\hat S - S| / S$")
-    ax_err.set_title("error (log scale)")
-    ax_err.set_ylim(max(floor, min(err_p.min(), err_l.min()) / 3), max(1.0, err_p.max(), err_l.max()) * 2)
-    ax_err.legend(loc="lower left")
+    ax_err.set_title("relative error (log scale)")
+    ax_err.set_xlim(0, m + 1)
+    ax_err.set_ylim(max(floor, min(err["power"].min(), err["lanczos"].min()) / 3),
+                    max(1.0, err["power"].max(), err["lanczos"].max()) * 2)
+    marks = {}
+    for name in ("power", "lanczos"):
+        for ax, ys in ((ax_gap, gap[name]), (ax_err, np.maximum(err[name], floor))):
+            (ring,) = ax.plot([1], [ys[0]], "o", ms=9, mfc="none", mew=1.8, color=style[name]["color"])
+            marks.setdefault(name, []).append(ring)
     cursors = [ax.axvline(1, color="0.3", linewidth=1) for ax in view.axes]
+    handles, labels = ax_gap.get_legend_handles_labels()
+    more = ax_err.get_legend_handles_labels()
+    handles, labels = handles + more[0][2:], labels + more[1][2:]
+    view.figure.legend(handles, labels, loc="outside upper center", ncol=len(labels), fontsize=9)
     box = widgets.VBox([widgets.HBox([controls["products"], message]), view.image])
 
     def update(*_):
         k = controls["products"].value
+        i = k - 1
         for c in cursors:
             c.set_xdata([k, k])
-        i = k - 1
+        for name in ("power", "lanczos"):
+            ring_gap, ring_err = marks[name]
+            ring_gap.set_data([k], [gap[name][i]])
+            ring_err.set_data([k], [max(err[name][i], floor)])
+        lo, hi = solver_zoom(traces, k)
+        ax_gap.set_ylim(lo, hi)
+        ax_gap.set_title(f"estimate $-$ S, y zoomed to the budget of {k} products")
         need_p, need_l = traces.products_to("power", tol), traces.products_to("lanczos", tol)
         fmt = lambda need: "not within the budget" if need is None else f"{need} products"  # noqa: E731
-        message.value = (f"after {k} products: power iteration error {err_p[i]:.1e}, Lanczos error "
-                         f"{err_l[i]:.1e}. To reach {tol:g}: power {fmt(need_p)}, Lanczos {fmt(need_l)}.")
+        message.value = (f"after {k} products: power iteration error {err['power'][i]:.1e}, Lanczos error "
+                         f"{err['lanczos'][i]:.1e}. To reach {tol:g}: power {fmt(need_p)}, Lanczos {fmt(need_l)}.")
         view.refresh()
 
     controls["products"].observe(update, names="value")
     update()
     box.controls, box.view, box.update, box.traces, box.message = controls, view, update, traces, message
+    box.marks = marks
     return static_fallback(box, view)  # a saved notebook shows the figure without a widget front end
 
 
@@ -278,6 +325,15 @@ def _masked(values) -> np.ndarray:
         return np.where(np.isfinite(a) & (a < LOSS_CLIP), a, LOSS_CLIP)
 
 
+def eta_text(eta: float, *, tex: bool = True) -> str:
+    """A step size written as the lessons write it, "eta = 2/100": 2/eta to 4 significant
+    digits (2/110 reads "eta = 2/110", 0.0191 "eta = 2/104.7"). ``tex``: eta in mathtext,
+    for figures; else the Unicode letter, for widgets."""
+    eta = validate.positive("eta", eta)
+    name = r"$\eta$" if tex else "η"
+    return f"{name} = 2/{2 / eta:.4g}"
+
+
 def training_launcher(base: runs.RunConfig | None = None, *, refresh_every: int = 25,
                       eta_range=(0.002, 0.2), archs=("fc-tanh", "fc-relu", "fc-elu", "cnn-relu")):
     """Choose eta, the optimiser, b and the architecture, then train with a live plot.
@@ -288,8 +344,10 @@ def training_launcher(base: runs.RunConfig | None = None, *, refresh_every: int 
     own threshold) and the progress bar update every ``refresh_every`` steps and at every
     sharpness measurement. Returns an ``ipywidgets.VBox`` with ``.controls`` (eta, opt,
     momentum, arch, steps, train), ``.view``, ``.progress``, ``.config()`` (the RunConfig
-    the controls describe), ``.launch()`` (train now; also what the button does) and
-    ``.run`` (the last finished ``Run``).
+    the controls describe), ``.launch()`` (train now; also what the button does),
+    ``.eta_label`` (the slider's eta written as the lessons write it, "η = 2/100"; the
+    figure's title and key write it so too, see ``eta_text``) and ``.run`` (the last
+    finished ``Run``).
     """
     if base is None:
         base = lesson_config(lr=0.02, steps=500)
@@ -300,7 +358,7 @@ def training_launcher(base: runs.RunConfig | None = None, *, refresh_every: int 
     style = {"description_width": "initial"}
     controls = {
         "eta": widgets.FloatLogSlider(value=min(max(base.lr, lo), hi), base=10, min=math.log10(lo),
-                                      max=math.log10(hi), step=0.01, description="step size eta",
+                                      max=math.log10(hi), step=0.01, description="step size η",
                                       readout_format=".4f", continuous_update=False, style=style),
         "opt": widgets.Dropdown(options=[(OPT_LABELS[k], k) for k in ("gd", "heavy_ball", "nesterov")],
                                 value=base.opt if base.opt in ("gd", "heavy_ball", "nesterov") else "gd",
@@ -315,12 +373,14 @@ def training_launcher(base: runs.RunConfig | None = None, *, refresh_every: int 
     }
     progress = widgets.IntProgress(value=0, min=0, max=base.steps, description="progress")
     message = widgets.HTML("Choose the settings and press <b>Train</b>.")
+    eta_label = widgets.HTML()  # the slider's value as the lessons write it: "η = 2/100"
     view = FigureView(1, 2, figsize=(11, 4.2))
     ax_loss, ax_s = view.axes
     empty = {"step": [], "loss": [], "eig_step": [], "sharpness": [], "threshold": []}
     lines = plotting.loss_and_sharpness(ax_loss, ax_s, [empty])
     box = widgets.VBox([
-        widgets.HBox([widgets.VBox([controls["eta"], controls["opt"], controls["momentum"]]),
+        widgets.HBox([widgets.VBox([widgets.HBox([controls["eta"], eta_label]), controls["opt"],
+                                    controls["momentum"]]),
                       widgets.VBox([controls["arch"], controls["steps"], controls["train"]])]),
         widgets.HBox([progress, message]), view.image])
     box.run = None
@@ -352,7 +412,7 @@ def training_launcher(base: runs.RunConfig | None = None, *, refresh_every: int 
         cfg = config()
         progress.max, progress.value = cfg.steps, 0
         rec = {name: [] for name in empty}
-        title = f"{OPT_LABELS[cfg.opt]}, eta={cfg.lr:.4g}" + (f", b={cfg.momentum:g}" if cfg.opt != "gd" else "")
+        title = f"{OPT_LABELS[cfg.opt]}, {eta_text(cfg.lr)}" + (f", b = {cfg.momentum:g}" if cfg.opt != "gd" else "")
         message.value = f"training {cfg.label()} ..."
 
         def callback(info):
@@ -386,11 +446,16 @@ def training_launcher(base: runs.RunConfig | None = None, *, refresh_every: int 
     def toggle(*_):
         controls["momentum"].disabled = controls["opt"].value == "gd"
 
+    def show_eta(*_):
+        eta_label.value = eta_text(controls["eta"].value, tex=False)
+
     controls["opt"].observe(toggle, names="value")
+    controls["eta"].observe(show_eta, names="value")
     toggle()
+    show_eta()
     draw(empty, base.steps, "press Train")
     box.controls, box.view, box.progress, box.message = controls, view, progress, message
-    box.config, box.launch = config, launch
+    box.config, box.launch, box.eta_label = config, launch, eta_label
     return static_fallback(box, view)  # a saved notebook shows the figure without a widget front end
 
 
