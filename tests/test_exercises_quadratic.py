@@ -202,10 +202,45 @@ def hb_polyak(A, theta0, eta, b, steps):
     ("nesterov", "look-ahead"),
     ("gd", "plain gradient descent"),
     ("buf_g0", "1 + b instead of 1"),
+    ("eff_step", "1/(1 - b) times too large"),
+    ("prev_zero", "never happened"),
 ])
 def test_heavy_ball_mistakes(kind, words, capsys):
     result, out = _verdict(ex.check_heavy_ball_trajectory, hb(kind), capsys)
     assert result is False and words in out, out
+
+
+def polyak(alpha, beta, start="theta0"):
+    """theta - alpha(eta, b) g + beta(b) (theta - theta_prev), the way the exercise asks for it, with a
+    choice of theta^(-1): the learner's slips in Polyak's form."""
+    def fn(A, theta0, eta, b, steps):
+        theta = np.asarray(theta0, float)
+        prev = {"theta0": theta, "zero": np.zeros_like(theta), "gd_back": theta + eta * A @ theta}[start]
+        out = [theta]
+        for _ in range(steps):
+            theta, prev = theta - alpha(eta, b) * (A @ theta) + beta(b) * (theta - prev), theta
+            out.append(theta)
+        return np.array(out)
+    return fn
+
+
+@pytest.mark.parametrize("fn, words", [
+    (polyak(lambda e, b: e * (1 - b), lambda b: b), "running SUM"),
+    (polyak(lambda e, b: e / (1 - b), lambda b: b), "1/(1 - b) times too large"),
+    (polyak(lambda e, b: e, lambda b: -b), "sign slip"),
+    (polyak(lambda e, b: e, lambda b: 0.0), "plain gradient descent"),
+    (polyak(lambda e, b: e, lambda b: b, start="zero"), "never happened"),
+    (polyak(lambda e, b: e, lambda b: b, start="gd_back"), "1 + b instead of 1"),
+])
+def test_heavy_ball_slips_written_in_polyaks_form_are_named(fn, words, capsys):
+    result, out = _verdict(ex.check_heavy_ball_trajectory, fn, capsys)
+    assert result is False and words in out, out
+
+
+def test_heavy_ball_slip_messages_do_not_state_alpha_beta_or_the_start():
+    for _, message in ex._MOMENTUM_SLIPS:
+        for answer in ("alpha = eta", "beta = b", "theta^(-1) = theta^(0)", "theta_prev = theta0"):
+            assert answer not in message, message
 
 
 def hb_aliased(A, theta0, eta, b, steps):
@@ -234,7 +269,7 @@ def test_heavy_ball_unnamed_slip_gets_the_neutral_fallback(capsys):
 @pytest.mark.parametrize("fn", [hb_right, hb_polyak])
 def test_heavy_ball_correct(fn, capsys):
     result, out = _verdict(ex.check_heavy_ball_trajectory, fn, capsys)
-    assert result is True and "torch.optim.SGD" in out
+    assert result is True and "torch.optim.SGD" in out and "alpha = eta, beta = b" in out
 
 
 # -- lesson 2: heavy_ball_radius and complex_band ---------------------------------------------

@@ -9,7 +9,8 @@ buffer, 1/lambda instead of 2/lambda, b instead of 1 + b, GD's or heavy-ball's t
 instead of Nesterov's, ...) and names the one that reproduces it.
 
 * lesson 1: ``check_gd_trajectory``, ``check_gd_step_sizes``;
-* lesson 2: ``check_heavy_ball_trajectory``, ``check_heavy_ball_radius`` (the iteration matrix,
+* lesson 2: ``check_heavy_ball_trajectory`` (PyTorch's heavy-ball, asked in Polyak's buffer-free
+  form), ``check_heavy_ball_radius`` (the iteration matrix,
   its spectral radius and the band of complex roots), ``check_nesterov_threshold`` (the matrix
   and the threshold, derived by hand).
 
@@ -314,8 +315,17 @@ def _heavy_ball_reference(A, theta0, eta, b, steps):
 
 
 def _momentum_variant(A, theta0, eta, b, steps, kind):
-    """One of the likely slips in heavy-ball, run for ``steps`` steps (rows theta^(0..steps))."""
+    """One of the likely slips in heavy-ball, run for ``steps`` steps (rows theta^(0..steps)).
+
+    The exercise asks for PyTorch's heavy-ball in Polyak's buffer-free form,
+    theta' = theta - alpha g + beta (theta - theta_prev); each slip is the same trajectory
+    whichever form the learner wrote it in (the EMA buffer is alpha = eta (1 - b), the wrong
+    sign of b is beta (theta_prev - theta), a buffer starting at g0 is theta^(-1) = theta0 + eta g0).
+    """
     theta, buf = theta0.copy(), np.zeros_like(theta0)
+    prev = theta0.copy()               # Polyak's form: theta^(-1)
+    if kind == "prev_zero":            # theta^(-1) = 0: a 'last step' from the origin that never happened
+        prev = np.zeros_like(theta0)
     out = [theta]
     for k in range(steps):
         g = A @ theta
@@ -338,6 +348,10 @@ def _momentum_variant(A, theta0, eta, b, steps, kind):
         elif kind == "buf_g0":     # buf starts at g0 and is then updated: (1 + b) g0 at step 1
             buf = b * (g if k == 0 else buf) + g
             theta = theta - eta * buf
+        elif kind == "eff_step":   # Polyak's form with alpha = eta / (1 - b): the effective step counted twice
+            theta, prev = theta - eta / (1 - b) * g + b * (theta - prev), theta
+        elif kind == "prev_zero":  # Polyak's form started from theta^(-1) = 0
+            theta, prev = theta - eta * g + b * (theta - prev), theta
         out.append(theta)
     if kind == "in_place":         # theta -= eta * buf on the stored array: every row is the last iterate
         right = _heavy_ball_reference(A, theta0, eta, b, steps)
@@ -345,17 +359,29 @@ def _momentum_variant(A, theta0, eta, b, steps, kind):
     return np.array(out)
 
 
+# Each message names the slip in both forms (buffer, or Polyak's theta - alpha g + beta (theta - theta_prev)),
+# and none states alpha, beta or the start.
 _MOMENTUM_SLIPS = [
-    ("ema", "You averaged buf <- b buf + (1 - b) g (Adam's first moment). PyTorch's SGD does not damp: "
-            "buf <- b buf + g, a running SUM, not an average."),
-    ("late", "You stepped with the OLD buffer: update the buffer first, then step with the new one."),
+    ("ema", "You averaged, as Adam's first moment does: buf <- b buf + (1 - b) g, which in Polyak's form is a "
+            "gradient term (1 - b) times too small. PyTorch's SGD does not damp: its buffer is a running SUM of "
+            "gradients, not an average."),
+    ("late", "You stepped with the OLD buffer (in Polyak's form: with the previous iterate's gradient). The "
+             "buffer takes in the new gradient first, and the step uses that new buffer."),
     ("ascent", "The step goes uphill: theta moves AGAINST the buffer (minus eta times it)."),
-    ("minus_b", "A sign slip in the momentum update: the old buffer is KEPT with a plus sign, b times "
-                "itself, before the gradient is added."),
+    ("minus_b", "A sign slip in the momentum: the momentum term must carry on in the direction of the last step, "
+                "not undo it (in buffer form: the old buffer is KEPT with a plus sign, b times itself, before the "
+                "gradient is added)."),
     ("nesterov", "That is Nesterov's look-ahead step (g + b buf); plain heavy-ball steps with the buffer alone."),
-    ("gd", "That is plain gradient descent: the buffer is never used in the step."),
-    ("buf_g0", "The first step counts g^(0) twice (b g^(0) + g^(0), a factor 1 + b instead of 1): the buffer "
-               "starts at ZERO, so after the first update it equals g^(0)."),
+    ("gd", "That is plain gradient descent: the momentum (the buffer, or the last step) never enters the step."),
+    ("buf_g0", "The first step counts g^(0) twice (b g^(0) + g^(0), a factor 1 + b instead of 1): before the first "
+               "step the buffer is ZERO, so nothing carries over into it, neither an earlier gradient nor an "
+               "earlier step."),
+    ("eff_step", "Your gradient term is 1/(1 - b) times too large. eta/(1 - b) is what a CONSTANT gradient adds up "
+                 "to over many steps, and the momentum term builds that up by itself: putting it into the "
+                 "gradient term as well counts it twice."),
+    ("prev_zero", "Your first step also moved by b theta^(0): the momentum term acted on a 'last step' from the "
+                  "origin (theta^(-1) = 0) that never happened. PyTorch's buffer starts at zero, so the first "
+                  "step carries no momentum."),
     ("in_place", "Every row equals the LAST iterate: you appended the same array and then changed it in place "
                  "(theta -= ... on a stored array). Store a new array at each step, or a copy."),
 ]
@@ -363,7 +389,11 @@ _MOMENTUM_SLIPS = [
 
 @checker("heavy_ball_trajectory", library="eosteach.quadratic.run")
 def check_heavy_ball_trajectory(fn) -> bool:
-    """``fn(A, theta0, eta, b, steps) -> (steps + 1, d)``: heavy-ball in PyTorch's convention."""
+    """``fn(A, theta0, eta, b, steps) -> (steps + 1, d)``: heavy-ball in PyTorch's convention.
+
+    The lesson asks for it in Polyak's buffer-free form; the checker sees only the iterates, so a
+    buffer implementation passes too. Reference: the block matrix of (theta, buf).
+    """
     fb = Feedback("heavy_ball_trajectory")
     rng = np.random.default_rng(3)
     for dim, b in ((2, 0.0), (3, 0.5), (4, 0.9)):
@@ -389,7 +419,9 @@ def check_heavy_ball_trajectory(fn) -> bool:
             fb.fail(f"for d={dim}, b={b} the iterates differ from torch.optim.SGD(momentum=b); the first wrong "
                     f"row is k={k}.{hint}")
             break
-    return fb.report("you reproduce torch.optim.SGD(momentum=b) on a quadratic, for b = 0, 0.5 and 0.9.")
+    return fb.report("you reproduce torch.optim.SGD(momentum=b) on a quadratic, for b = 0, 0.5 and 0.9. "
+                     "In Polyak's form theta - alpha g + beta (theta - theta_prev) that is alpha = eta, beta = b, "
+                     "started from theta^(-1) = theta^(0).")
 
 
 def _hb_matrix(eta, lam, b):
