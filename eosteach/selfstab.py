@@ -55,7 +55,9 @@ class MapTrajectory:
     """A trajectory of (MAP): ``x``, ``y`` of shape (steps + 1,), and its parameters.
 
     ``diverged`` is True when |x| or |y| left the float range (the run stops there; the
-    arrays then hold the finite prefix only).
+    arrays then hold the finite prefix only). ``log_abs_x`` (from ``iterate_map`` only, else
+    None) holds log|x_t| exactly even where |x_t| is below the float range and ``x`` reads 0:
+    deep in Phase I of a large orbit |x| falls below 1e-308 and comes back.
     """
 
     x: np.ndarray
@@ -64,6 +66,7 @@ class MapTrajectory:
     beta: float
     eta: float
     diverged: bool
+    log_abs_x: np.ndarray | None = None
 
     @property
     def delta(self) -> float:
@@ -75,10 +78,20 @@ class MapTrajectory:
         with delta = sqrt(2 alpha / beta))."""
         return label_phases(self.x, self.y, delta=self.delta)
 
+    def conserved_values(self) -> np.ndarray:
+        """H(|x_t|, y_t) = y^2/2 - alpha log|x| + beta x^2/4 at every step (the ODE's conserved
+        quantity, which the map does not conserve), from ``log_abs_x`` where it is known, so
+        that it stays finite where |x_t| is below the float range."""
+        log_abs = self.log_abs_x if self.log_abs_x is not None else np.log(np.abs(self.x))
+        return 0.5 * self.y**2 - self.alpha * log_abs + 0.25 * self.beta * self.x**2
+
 
 def fixed_point_amplitude(alpha: float, beta: float) -> float:
     """delta = sqrt(2 alpha / beta), the amplitude of x at which y stops moving."""
     return math.sqrt(2.0 * validate.positive("alpha", alpha) / validate.positive("beta", beta))
+
+
+_TINY = 2.0 ** -500  # below this |x| is carried as a mantissa and a power of two
 
 
 def iterate_map(alpha, beta, eta, x0, y0, steps: int, *, limit: float = 1e150) -> MapTrajectory:
@@ -86,6 +99,14 @@ def iterate_map(alpha, beta, eta, x0, y0, steps: int, *, limit: float = 1e150) -
 
     alpha > 0, beta > 0, eta > 0 (step size), x0, y0 finite floats. Iteration stops early
     (``diverged=True``) once |x| or |y| exceeds ``limit``, so no overflow ever happens.
+
+    |x| never underflows: below 2^-500 it is carried as a mantissa times a power of two
+    (scaling by powers of two is exact, so runs that stay above that size are bit for bit
+    the plain float iteration). Without this, x would round to exactly 0 deep in Phase I of
+    a large orbit, x = 0 is a fixed line of the map, and y would climb for ever with
+    ``diverged=False``. Instead the orbit comes back, keeps spiralling outward (Lesson 5,
+    Section 3) and, once y falls below -2/eta, leaves with ``diverged=True``. The stored
+    ``x`` then reads 0 (or a subnormal) where |x_t| < 1e-308; ``log_abs_x`` holds log|x_t|.
     """
     alpha = validate.positive("alpha", alpha)
     beta = validate.positive("beta", beta)
@@ -95,14 +116,38 @@ def iterate_map(alpha, beta, eta, x0, y0, steps: int, *, limit: float = 1e150) -
     steps = validate.positive_int("steps", steps, minimum=0)
     xs = np.empty(steps + 1)
     ys = np.empty(steps + 1)
-    xs[0], ys[0] = x, y
+    ms = np.empty(steps + 1)            # x_t = ms[t] * 2**ks[t]; ks[t] < 0 only while |x_t| < _TINY
+    ks = np.zeros(steps + 1, dtype=np.int64)
+    m, k = x, 0
+    if 0.0 < abs(m) < _TINY:
+        m, k = math.frexp(m)
+    xs[0], ys[0], ms[0], ks[0] = x, y, m, k
+    n = steps
+    diverged = False
     for t in range(steps):
         # Both updates use the old (x_t, y_t): this is gradient descent, not a symplectic scheme.
-        x, y = -(1.0 + eta * y) * x, y + eta * (alpha - 0.5 * beta * x * x)
-        if not (abs(x) <= limit and abs(y) <= limit):
-            return MapTrajectory(xs[: t + 1], ys[: t + 1], alpha, beta, eta, True)
-        xs[t + 1], ys[t + 1] = x, y
-    return MapTrajectory(xs, ys, alpha, beta, eta, False)
+        if k == 0:
+            m, y = -(1.0 + eta * y) * m, y + eta * (alpha - 0.5 * beta * m * m)
+        else:
+            m, y = -(1.0 + eta * y) * m, y + eta * (alpha - 0.5 * beta * math.ldexp(m * m, 2 * k))
+        if k == 0:
+            if 0.0 < abs(m) < _TINY:
+                m, k = math.frexp(m)
+        else:
+            v = math.ldexp(m, k)
+            if abs(v) >= _TINY:
+                m, k = v, 0
+            else:
+                m, e = math.frexp(m)
+                k += e
+        if not ((k < 0 or abs(m) <= limit) and abs(y) <= limit):
+            n, diverged = t, True
+            break
+        xs[t + 1] = m if k == 0 else math.ldexp(m, k)
+        ys[t + 1], ms[t + 1], ks[t + 1] = y, m, k
+    with np.errstate(divide="ignore"):
+        log_abs_x = np.log(np.abs(ms[: n + 1])) + ks[: n + 1] * math.log(2.0)
+    return MapTrajectory(xs[: n + 1], ys[: n + 1], alpha, beta, eta, diverged, log_abs_x)
 
 
 def iterate_cubic(alpha, beta, eta, x0, y0, steps: int, *, h: float = 0.0, t_xxx: float = 0.0,
@@ -140,7 +185,8 @@ def iterate_cubic(alpha, beta, eta, x0, y0, steps: int, *, h: float = 0.0, t_xxx
 def label_phases(x, y, delta=None) -> np.ndarray:
     """Label each step of a trajectory with one of the four phases (index into PHASES).
 
-    Two rules, which agree exactly on (MAP) while y > -2/eta:
+    Two rules, which agree on (MAP) while y > -2/eta, except at a step with x_t^2 = delta^2
+    exactly (y does not move there: the direction rule says 3 or 2, the sign rule 0 or 1):
 
     * ``delta`` given (a float, or an array like x): **the signs**, Damian et al.'s
       definition of the phases (the table of Lesson 5):
@@ -222,6 +268,8 @@ class CycleStats:
 
     The map's orbits spiral outward (Lesson 5, Section 3), so on a large orbit later cycles
     are longer than the first: compare ``periods[0]`` with ``ode_period``, not the mean.
+    cuts: the integer step indices that bound the whole cycles (shape (n_cycles + 1,)): cycle
+    k is the steps cuts[k] .. cuts[k + 1] - 1.
     """
 
     n_cycles: int
@@ -233,6 +281,7 @@ class CycleStats:
     cycle_mean_x2: np.ndarray = None
     cycle_mean_y: np.ndarray = None
     cycle_std_y: np.ndarray = None
+    cuts: np.ndarray = None
 
     @property
     def mean_x2_ratio(self) -> float:
@@ -276,7 +325,52 @@ def cycle_stats(traj: MapTrajectory, cycles: int | None = None) -> CycleStats:
         cycle_mean_x2=per_cycle,
         cycle_mean_y=mean_y,
         cycle_std_y=std_y,
+        cuts=cut,
     )
+
+
+def conserved_at_cycle_starts(traj: MapTrajectory) -> np.ndarray:
+    """H (``MapTrajectory.conserved_values``) at the first step of every cycle: the step just
+    after each upward crossing of y = 0 (``cycle_starts``). On (MAP) it grows from each cycle
+    to the next (the outward spiral); with a curvature h > 0 (``iterate_cubic``) it falls."""
+    at = np.ceil(cycle_starts(traj.y)).astype(int)
+    return traj.conserved_values()[at]
+
+
+def mean_y_terms(traj: MapTrajectory, stats: CycleStats) -> dict:
+    """Why the map's mean of y over a cycle is not 0: the x-equation term by term.
+
+    Over a cycle of N steps |x_end| = |x_start| prod |1 + eta y_t|, and ln(1 + eta y) =
+    eta y - (eta y)^2/2 + O(eta^3 y^3), so
+
+        mean y = ln|x_end / x_start| / (N eta) + eta mean(y^2) / 2 + O(eta^2).
+
+    Returns a dict of arrays, one value per whole cycle of ``stats`` (from ``cycle_stats`` on
+    ``traj``): ``spiral`` (the first term: negative when the orbit spirals outward, since the
+    cycle starts are where |x| is smallest), ``curvature`` (the second, positive) and
+    ``mean_y`` (stats.cycle_mean_y, for comparison with their sum).
+    """
+    log_abs = traj.log_abs_x if traj.log_abs_x is not None else np.log(np.abs(traj.x))
+    a, b = stats.cuts[:-1], stats.cuts[1:]
+    n = (b - a).astype(float)
+    spiral = (log_abs[b] - log_abs[a]) / (n * traj.eta)
+    curvature = np.array([traj.eta * np.mean(traj.y[i:j] ** 2) / 2 for i, j in zip(a, b)])
+    return {"spiral": spiral, "curvature": curvature, "mean_y": np.asarray(stats.cycle_mean_y)}
+
+
+def top_eigenvalue(traj: MapTrajectory) -> np.ndarray:
+    """The top eigenvalue of the Hessian of the map's cubic at every step of ``traj``.
+
+    In the coordinates (x along u, z along grad S_perp, both unit) the cubic L = g z +
+    (2/eta + sqrt(beta) z) x^2/2 has Hessian [[2/eta + y, sqrt(beta) x], [sqrt(beta) x, 0]],
+    so lambda_max = (2/eta + y)/2 + sqrt((2/eta + y)^2/4 + beta x^2), which exceeds the
+    curvature along u, 2/eta + y, by about eta beta x^2/2 >= 0 (it does not alternate with
+    x). Over a whole cycle, where mean x^2 = 2 alpha/beta, that averages to eta alpha: the
+    measured top eigenvalue sits eta alpha above 2/eta + mean y.
+    """
+    a = 2.0 / traj.eta + np.asarray(traj.y)
+    b2 = traj.beta * np.asarray(traj.x) ** 2
+    return 0.5 * a + np.sqrt(0.25 * a * a + b2)
 
 
 # --------------------------------------------------------------------------- the ODE

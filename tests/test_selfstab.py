@@ -366,3 +366,71 @@ def test_orbit_peak_is_the_top_of_the_integrated_orbit():
         assert sol.Y.max() == pytest.approx(peak, rel=1e-4)
     with pytest.raises(ValueError, match="X0"):
         selfstab.orbit_peak(1.0, 1.0, 0.0, 0.0)
+
+
+def _log_space_escape(alpha, beta, eta, x0, y0, steps):
+    # Independent: the map iterated on (log|x|, y), which cannot underflow; returns the first
+    # step with y < -2/eta and the log|x| at every step before it.
+    ell, y, logs = math.log(abs(x0)), y0, [math.log(abs(x0))]
+    for t in range(steps):
+        x2 = math.exp(min(2 * ell, 700.0))
+        ell, y = ell + math.log(abs(1 + eta * y)), y + eta * (alpha - beta * x2 / 2)
+        if y < -2 / eta:
+            return t + 1, np.array(logs)
+        logs.append(ell)
+    return None, np.array(logs)
+
+
+def test_long_runs_do_not_underflow_and_diverge_honestly():
+    # At eta = 0.01 the orbit from (0.05, -1) takes |x| below 1e-308 in Phase I; a plain float
+    # loop then sticks at x = 0 (a fixed line) and lets y climb for ever with diverged=False.
+    eta = 0.01
+    tr = selfstab.iterate_map(1.0, 1.0, eta, 0.05, -1.0, 100_000)
+    assert tr.log_abs_x is not None and tr.log_abs_x.shape == tr.x.shape
+    assert tr.log_abs_x.min() < -745 and np.any(tr.x == 0)      # it did go below the float range ...
+    assert tr.diverged and tr.y.max() < 2 / eta                  # ... came back, and left honestly
+    escape, logs = _log_space_escape(1.0, 1.0, eta, 0.05, -1.0, 100_000)
+    assert escape is not None and int(np.argmax(tr.y < -2 / eta)) == pytest.approx(escape, abs=2)
+    assert np.allclose(tr.log_abs_x[:len(logs)][: escape - 10], logs[: escape - 10], rtol=1e-6, atol=1e-6)
+    # H at the cycle starts stays finite (log_abs_x) and grows every cycle until the map leaves.
+    H = selfstab.conserved_at_cycle_starts(tr)
+    assert np.all(np.isfinite(H)) and np.all(np.diff(H) > 0) and len(H) >= 20
+
+
+def test_rescaling_is_bit_exact_above_the_float_floor_and_handles_tiny_starts():
+    # A run that stays above 2^-500 is the plain float loop bit for bit.
+    tr = selfstab.iterate_map(1.0, 1.0, 0.02, 0.05, -1.0, 3000)
+    x, y, xs, ys = 0.05, -1.0, [0.05], [-1.0]
+    for _ in range(3000):
+        x, y = -(1.0 + 0.02 * y) * x, y + 0.02 * (1.0 - 0.5 * 1.0 * x * x)
+        xs.append(x)
+        ys.append(y)
+    assert np.array_equal(tr.x, xs) and np.array_equal(tr.y, ys)
+    assert np.allclose(tr.log_abs_x, np.log(np.abs(tr.x)), rtol=0, atol=1e-12)
+    # A start far below the float range (1e-200 stored as itself; the orbit climbs back out).
+    tiny = selfstab.iterate_map(1.0, 1.0, 0.02, 1e-200, 0.0, 3000)
+    assert tiny.log_abs_x[0] == pytest.approx(math.log(1e-200))
+    assert np.abs(tiny.x).max() > 1.0 and not tiny.diverged
+    # x0 = 0 is the fixed line of the map: y climbs at eta alpha per step, honestly.
+    zero = selfstab.iterate_map(1.0, 1.0, 0.02, 0.0, 0.0, 10)
+    assert np.all(zero.x == 0) and zero.y[-1] == pytest.approx(0.2) and np.all(np.isneginf(zero.log_abs_x))
+
+
+def test_mean_y_split_and_top_eigenvalue_bias():
+    eta = 0.02
+    tr = selfstab.iterate_map(1.0, 1.0, eta, 0.05, -1.0, 2500)
+    st = selfstab.cycle_stats(tr, cycles=3)
+    assert st.cuts.shape == (4,)
+    terms = selfstab.mean_y_terms(tr, st)
+    # Independent: ln|x| by hand at the cuts, and the O(eta^2) remainder of the split.
+    a, b = st.cuts[:-1], st.cuts[1:]
+    spiral = np.log(np.abs(tr.x[b] / tr.x[a])) / ((b - a) * eta)
+    assert np.allclose(terms["spiral"], spiral) and np.all(spiral < 0)
+    assert np.allclose(terms["spiral"] + terms["curvature"], st.cycle_mean_y, rtol=0.01)
+    # The top eigenvalue against numpy's eigvalsh of the 2x2 Hessian, and its cycle average.
+    lam = selfstab.top_eigenvalue(tr)
+    for t in (0, 100, 777):
+        Hm = np.array([[2 / eta + tr.y[t], tr.x[t]], [tr.x[t], 0.0]])
+        assert lam[t] == pytest.approx(np.linalg.eigvalsh(Hm)[-1], rel=1e-12)
+    bias = np.array([lam[i:j].mean() for i, j in zip(a, b)]) - 2 / eta - st.cycle_mean_y
+    assert np.allclose(bias, eta * 1.0, rtol=0.05)

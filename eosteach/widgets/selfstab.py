@@ -36,7 +36,7 @@ def selfstab_demo(alpha: float = 1.0, beta: float = 1.0, eta: float = 0.02, x0: 
     """Widget for the map x' = -(1 + eta y) x, y' = y + eta (alpha - beta x^2/2).
 
     Left: phase portrait (|x| against y = S - 2/eta), the fixed point (delta, 0) and the
-    nullcline |x| = delta; right: x_t and y_t against the step t. Every point is coloured by
+    nullcline |x| = delta; middle: x_t (it flips sign every step) and right: y_t, against the step t. Every point is coloured by
     its phase (the sign table of Lesson 5, ``selfstab.label_phases`` with delta). Returns an ``ipywidgets.VBox`` with attributes
     ``controls`` (dict of sliders: alpha, beta, eta, x0, y0), ``view`` (FigureView),
     ``trajectory`` (the last MapTrajectory) and ``message`` (an HTML line with the whole-cycle
