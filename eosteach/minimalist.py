@@ -249,6 +249,52 @@ def balanced_minimum(X, y, depth: int):
     return w / a ** (depth - 1), np.full(depth - 1, a)
 
 
+def interpolating_minimum(X, y, balance):
+    """The interpolating minimum with the given imbalances ``balance`` = ||u||^2 - v_i^2 (one
+    per v_i, D - 1 values), u along w* = X^+ y and every v_i > 0.
+
+    Gradient flow conserves ||u||^2 - v_i^2 and keeps u in the row space, so from a start with
+    these imbalances it ends here; ``balance = 0`` gives the balanced minimum (``balanced_minimum``).
+    GD with a finite step conserves them only approximately: the minimum with a GD run's own
+    final ``MinimalistRun.balance`` is the minimum that run converges to, whose sharpness can lie
+    slightly below S* (and below the lower bound on S*, which bounds the balanced minimum only).
+    Solves s prod_i sqrt(s^2 - c_i) = ||w*|| for s = ||u|| by bisection (the left side grows with s).
+    Returns (u, v). Raises ValueError as ``balanced_minimum`` does, or when ``balance`` is not finite.
+    """
+    X, y = _as_data(X, y)
+    c = np.asarray(balance, dtype=np.float64).reshape(-1)
+    if c.size < 1 or not np.all(np.isfinite(c)):
+        raise ValueError(f"balance must hold D - 1 >= 1 finite values ||u||^2 - v_i^2, got {np.asarray(balance)!r}")
+    if not can_interpolate(X, y):
+        raise ValueError("X u p = y has no solution for these X, y: an interpolating minimum needs rank X = N or y in the column space of X")
+    w = min_norm_solution(X, y)
+    target = float(np.linalg.norm(w))
+    if target == 0.0:
+        raise ValueError("y must not be all zeros: the only interpolating balanced point is the origin")
+
+    def excess(s):  # log(s prod_i v_i) - log ||w*||, increasing in s
+        return np.log(s) + 0.5 * float(np.sum(np.log(s * s - c))) - np.log(target)
+
+    floor = np.sqrt(max(float(c.max()), 0.0))  # s must exceed it: s^2 > c_i for every i
+    hi = max(2.0 * floor, 1.0)
+    while excess(hi) < 0:
+        hi *= 2.0
+    if floor > 0:
+        lo = np.nextafter(floor, np.inf)
+    else:  # every c_i <= 0: s -> 0 sends the left side to 0; halve until below the target
+        lo = hi
+        while excess(lo) >= 0:
+            lo *= 0.5
+    for _ in range(200):  # bisection to float precision
+        mid = 0.5 * (lo + hi)
+        if mid in (lo, hi):
+            break
+        lo, hi = (mid, hi) if excess(mid) < 0 else (lo, mid)
+    s = 0.5 * (lo + hi)
+    v = np.sqrt(s * s - c)
+    return w / np.prod(v), v
+
+
 def balanced_sharpness(X, y, depth: int) -> float:
     """Exact S* at the balanced interpolating minimum, for any data (no alignment assumed):
 

@@ -139,6 +139,34 @@ def test_symbolic_sharpness_matches_minima_found_by_gd(depth):
     assert np.max(np.abs(run.balance)) < 2e-3 * run.v[0] ** 2  # GD stays nearly balanced
 
 
+@pytest.mark.parametrize("depth", [2, 3, 4])
+def test_interpolating_minimum_with_gds_own_imbalance_is_where_gd_ends(depth):
+    """Zero imbalance gives the balanced minimum; GD's own final imbalance gives the minimum GD
+    converges to, which is flatter than S* (a large step unbalances it more)."""
+    rng = np.random.default_rng(30 + depth)
+    X = rng.standard_normal((8, 15)) + 0.8 * rng.standard_normal(15)
+    y = rng.choice([-1.0, 1.0], 8)
+    u_b, v_b = mm.balanced_minimum(X, y, depth)
+    u0, v0 = mm.interpolating_minimum(X, y, np.zeros(depth - 1))
+    np.testing.assert_allclose(u0, u_b, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(v0, v_b, rtol=1e-12)
+
+    S_star = mm.balanced_sharpness(X, y, depth)
+    run = mm.gd(X, y, *mm.init(X, depth, scale=0.05, seed=1), eta=1.0 / S_star, steps=200_000, loss_goal=1e-20)
+    assert run.status == "goal_reached"
+    u, v = mm.interpolating_minimum(X, y, run.balance)
+    assert mm.loss(X, y, u, v) < 1e-25 and np.all(v > 0)
+    np.testing.assert_allclose(u @ u - v ** 2, run.balance, rtol=1e-9, atol=1e-12)
+    assert mm.sharpness(X, y, u, v) == pytest.approx(run.final_sharpness, rel=1e-6)
+    assert run.final_sharpness < S_star  # the finite-step drift of the balance flattens the minimum
+
+    # a mixed-sign imbalance: some v_i larger than ||u||, some smaller
+    c = np.linspace(-0.2, 0.1, depth - 1)
+    u, v = mm.interpolating_minimum(X, y, c)
+    assert mm.loss(X, y, u, v) < 1e-25
+    np.testing.assert_allclose(u @ u - v ** 2, c, atol=1e-12)
+
+
 def test_gd_in_row_space_coordinates_is_plain_gd():
     rng = np.random.default_rng(4)
     X, y = rng.standard_normal((5, 11)), rng.standard_normal(5)
@@ -206,6 +234,9 @@ def test_cifar10_subset_minimum_matches_the_exact_prediction(cifar_root):
         (lambda: mm.balanced_minimum(np.eye(3), np.ones(3), 1), "depth must be an integer >= 2"),
         (lambda: mm.balanced_minimum(np.eye(3), np.zeros(3), 2), "y must not be all zeros"),
         (lambda: mm.balanced_minimum(np.ones((3, 1)), np.arange(3.0), 2), "has no solution"),
+        (lambda: mm.interpolating_minimum(np.eye(3), np.ones(3), [np.nan]), "balance must hold D - 1 >= 1 finite"),
+        (lambda: mm.interpolating_minimum(np.eye(3), np.ones(3), []), "balance must hold D - 1 >= 1 finite"),
+        (lambda: mm.interpolating_minimum(np.eye(3), np.zeros(3), [0.0]), "y must not be all zeros"),
         (lambda: mm.gd(np.eye(2), np.ones(2), np.ones(2), [1.0], eta=0.0, steps=5), "eta must be a finite number > 0"),
         (lambda: mm.gd(np.eye(2), np.ones(2), np.ones(2), [1.0], eta=0.1, steps=-1), "steps must be an integer >= 0"),
         (lambda: mm.init(np.eye(2), 3, scale=-1.0), "scale must be a finite number > 0"),

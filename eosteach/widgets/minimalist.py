@@ -7,9 +7,15 @@ interpolating minimum that gradient flow would reach:
 
     eta = 2 / (ratio x S*),   ratio = (2/eta) / S*   (the "edge" slider).
 
-ratio > 1: GD can settle at that minimum (progressive sharpening up to S*); ratio < 1: it
-cannot, and runs at the edge of stability with the sharpness near 2/eta; far below 1 it
-diverges, which the widget reports in the loss panel's title and marks on the plot.
+Each redraw runs GD until the loss is below ``LOSS_GOAL``, until it diverges, or for
+``STEP_BUDGET`` steps. On the lesson's CIFAR-10 subsets (N = 50, 100, 200) that budget is
+enough for every setting of the controls (measured: the slowest, N = 200, D = 4 at the
+slider's top, converges after 61,355 steps): ratio > 1, GD converges to the balanced
+minimum (its sharpness rises to S* and ends there); ratio < 1, the sharpness rises to
+2/eta instead and GD converges to a flatter, unbalanced minimum whose sharpness is 2/eta
+(the edge of stability); at the bottom of the slider (ratio <= 0.4) the smaller subsets
+either diverge or collapse onto p = v_1 ... v_{D-1} = 0, where every prediction is 0 and
+the gradient vanishes. The loss panel's title names the outcome.
 """
 
 from __future__ import annotations
@@ -24,8 +30,15 @@ from .base import FigureView, static_fallback
 
 #: The loss panel is clipped to this range, so that a diverging run stays on a readable axis.
 LOSS_FLOOR, LOSS_CEILING = 1e-12, 1e6
-#: Sharpness evaluations per run (exact Hessians: the cost of a redraw is dominated by them).
+#: Sharpness evaluations per run (exact Hessians), spread over the steps the run takes.
 N_EIGS = 75
+#: A run stops once its loss is below this ("converged").
+LOSS_GOAL = 1e-8
+#: The most steps a redraw runs: enough for every control setting on the lesson's subsets to
+#: converge when (2/eta)/S* > 1 (the slowest, N = 200, D = 4, (2/eta)/S* = 10^0.5, needs 61,355).
+STEP_BUDGET = 80_000
+#: A run that ends with every prediction below this fraction of max |y| has collapsed onto p = 0.
+COLLAPSED = 1e-6
 
 
 def _checked(datasets) -> dict:
@@ -51,19 +64,47 @@ def _checked(datasets) -> dict:
     return checked
 
 
-def minimalist_demo(datasets, *, steps: int = 3000) -> widgets.VBox:
+def _run(Z, y, D, eta, steps):
+    """GD from ``minimalist.init(Z, D, scale=0.05, seed=0)`` until ``LOSS_GOAL``, divergence or
+    ``steps``, with about ``N_EIGS`` sharpness evaluations over the steps it actually takes: a
+    run that stops early is rerun (GD is deterministic: the same trajectory) with its
+    evaluations spread over its own length."""
+    u0, v0 = mm.init(Z, D, scale=0.05, seed=0)
+    r = mm.gd(Z, y, u0, v0, eta=eta, steps=steps, eig_every=max(1, steps // N_EIGS), loss_goal=LOSS_GOAL)
+    taken = len(r.loss) - 1
+    if taken < steps and r.eig_step.size < N_EIGS // 3:
+        r = mm.gd(Z, y, u0, v0, eta=eta, steps=taken, eig_every=max(1, taken // N_EIGS), loss_goal=LOSS_GOAL)
+    return r
+
+
+def outcome(r, Z, y, steps: int) -> str:
+    """How a run ended, in words: "converged at step k", "diverged at step k", "collapsed onto
+    p = 0 (every prediction 0)" or "still training after <steps> steps"."""
+    taken = len(r.loss) - 1
+    if r.status == "diverged":
+        return f"diverged at step {taken}"
+    if r.status == "goal_reached":
+        return f"converged at step {taken}"
+    if np.max(np.abs(mm.predict(Z, r.u, r.v))) <= COLLAPSED * np.max(np.abs(y)):
+        return "collapsed onto p = 0 (every prediction 0)"
+    return f"still training after {steps} steps"
+
+
+def minimalist_demo(datasets, *, steps: int = STEP_BUDGET) -> widgets.VBox:
     """GD on the minimalist model with a choice of data set, depth and step size.
 
     ``datasets`` maps N to (Z, y): Z (N, m) the data (row-space coordinates of X (N, d),
     as ``eosteach.minimalist.row_space`` returns them: the same GD trajectory and Hessian
     spectrum at m <= N instead of d coordinates), y (N,) scalar targets (for example +-1).
-    Each redraw runs ``steps`` steps of full-batch GD (float64, ``minimalist.gd``) from
-    ``minimalist.init(Z, D, scale=0.05, seed=0)``, stopping at loss 1e-8 or on divergence, with
-    the exact sharpness measured at about 75 steps.
+    Each redraw runs full-batch GD (float64, ``minimalist.gd``) from
+    ``minimalist.init(Z, D, scale=0.05, seed=0)`` until the loss is below ``LOSS_GOAL`` (1e-8),
+    until it diverges, or for ``steps`` steps (default ``STEP_BUDGET``, 80,000: enough on the
+    lesson's subsets for every setting above the edge to converge), with the exact sharpness
+    measured at about 75 of the steps it takes.
 
     Controls: "n" (Dropdown over the keys of ``datasets``), "depth" (D from 2 to 4), "edge"
     ((2/eta)/S* from 10^-0.5 to 10^0.5, log scale). Left panel: the training loss (log
-    scale, clipped to [1e-12, 1e6]; a divergence is marked and named in the title). Right
+    scale, clipped to [1e-12, 1e6]; a divergence is marked), titled with ``outcome``. Right
     panel: the sharpness S(theta) against the step, with 2/eta (dashed) and S* (dotted).
 
     Returns an ``ipywidgets.VBox`` with ``.controls`` (name -> widget), ``.view`` (the
@@ -75,7 +116,6 @@ def minimalist_demo(datasets, *, steps: int = 3000) -> widgets.VBox:
     """
     data_of = _checked(datasets)
     steps = validate.positive_int("steps", steps)
-    eig_every = max(1, steps // N_EIGS)
     sizes = list(data_of)
     controls = {
         "n": widgets.Dropdown(options=sizes, value=sizes[0], description="N"),
@@ -92,8 +132,7 @@ def minimalist_demo(datasets, *, steps: int = 3000) -> widgets.VBox:
         Z, y = data_of[n]
         S_star = mm.balanced_sharpness(Z, y, D)
         eta = 2 / (controls["edge"].value * S_star)
-        r = mm.gd(Z, y, *mm.init(Z, D, scale=0.05, seed=0), eta=eta, steps=steps, eig_every=eig_every,
-                  loss_goal=1e-8)
+        r = _run(Z, y, D, eta, steps)
         box.result = r
         ax_l, ax_s = view.axes
         ax_l.clear()
@@ -109,9 +148,7 @@ def minimalist_demo(datasets, *, steps: int = 3000) -> widgets.VBox:
         # axis); a diverged one keeps the ceiling in view.
         top = LOSS_CEILING * 10 if r.status == "diverged" else 3 * float(loss.max())
         ax_l.set(xlabel="step", ylabel="training loss", ylim=(max(LOSS_FLOOR / 10, 0.3 * float(loss.min())), top))
-        verdict = {"diverged": f"diverged at step {len(r.loss) - 1}", "goal_reached": "converged",
-                   "finished": f"still training after {steps} steps"}[r.status]
-        ax_l.set_title(f"N = {n}, D = {D}: {verdict}")
+        ax_l.set_title(f"N = {n}, D = {D}: {outcome(r, Z, y, steps)}")
 
         ax_s.plot(r.eig_step, r.sharpness, color=COLORS["gd"], label="sharpness")
         threshold_line(ax_s, 2 / eta, r"$2/\eta$")
