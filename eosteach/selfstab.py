@@ -94,7 +94,8 @@ def fixed_point_amplitude(alpha: float, beta: float) -> float:
 _TINY = 2.0 ** -500  # below this |x| is carried as a mantissa and a power of two
 
 
-def iterate_map(alpha, beta, eta, x0, y0, steps: int, *, limit: float = 1e150) -> MapTrajectory:
+def iterate_map(alpha, beta, eta, x0, y0, steps: int, *, limit: float = 1e150,
+                x_floor: float = 0.0) -> MapTrajectory:
     """Iterate (MAP) ``steps`` times from (x0, y0).
 
     alpha > 0, beta > 0, eta > 0 (step size), x0, y0 finite floats. Iteration stops early
@@ -105,8 +106,12 @@ def iterate_map(alpha, beta, eta, x0, y0, steps: int, *, limit: float = 1e150) -
     the plain float iteration). Without this, x would round to exactly 0 deep in Phase I of
     a large orbit, x = 0 is a fixed line of the map, and y would climb for ever with
     ``diverged=False``. Instead the orbit comes back, keeps spiralling outward (Lesson 5,
-    Section 3) and, once y falls below -2/eta, leaves with ``diverged=True``. The stored
+    Section 4) and, once y falls below -2/eta, leaves with ``diverged=True``. The stored
     ``x`` then reads 0 (or a subnormal) where |x_t| < 1e-308; ``log_abs_x`` holds log|x_t|.
+
+    ``x_floor`` > 0 (default 0: the exact map) raises |x| to ``x_floor`` after every step,
+    keeping its sign: the floor that rounding and every other direction give a real run's
+    x = u . (theta - theta*) (Lesson 5, Section 4 tests what it does to the long run).
     """
     alpha = validate.positive("alpha", alpha)
     beta = validate.positive("beta", beta)
@@ -114,6 +119,9 @@ def iterate_map(alpha, beta, eta, x0, y0, steps: int, *, limit: float = 1e150) -
     x = validate.finite("x0", x0)
     y = validate.finite("y0", y0)
     steps = validate.positive_int("steps", steps, minimum=0)
+    x_floor = float(x_floor)
+    if not (math.isfinite(x_floor) and x_floor >= 0.0):
+        raise ValueError(f"x_floor must be a finite number >= 0, got {x_floor!r}")
     xs = np.empty(steps + 1)
     ys = np.empty(steps + 1)
     ms = np.empty(steps + 1)            # x_t = ms[t] * 2**ks[t]; ks[t] < 0 only while |x_t| < _TINY
@@ -140,6 +148,10 @@ def iterate_map(alpha, beta, eta, x0, y0, steps: int, *, limit: float = 1e150) -
             else:
                 m, e = math.frexp(m)
                 k += e
+        if x_floor > 0.0 and (abs(m) < x_floor if k == 0 else math.ldexp(abs(m), k) < x_floor):
+            m, k = math.copysign(x_floor, m if m != 0.0 else 1.0), 0
+            if m and abs(m) < _TINY:
+                m, k = math.frexp(m)
         if not ((k < 0 or abs(m) <= limit) and abs(y) <= limit):
             n, diverged = t, True
             break
@@ -151,7 +163,8 @@ def iterate_map(alpha, beta, eta, x0, y0, steps: int, *, limit: float = 1e150) -
 
 
 def iterate_cubic(alpha, beta, eta, x0, y0, steps: int, *, h: float = 0.0, t_xxx: float = 0.0,
-                  t_xzz: float = 0.0, t_zzz: float = 0.0, limit: float = 1e150) -> MapTrajectory:
+                  t_xzz: float = 0.0, t_zzz: float = 0.0, limit: float = 1e150,
+                  xzz_parts: str = "both") -> MapTrajectory:
     """Exact gradient descent on the full cubic of ``cubic_reduction``, in the map's coordinates.
 
     L(x, z) = g z + (2/eta) x^2/2 + h z^2/2 + (t_xxx x^3 + 3 t_xxz x^2 z + 3 t_xzz x z^2 + t_zzz z^3)/6
@@ -160,7 +173,14 @@ def iterate_cubic(alpha, beta, eta, x0, y0, steps: int, *, h: float = 0.0, t_xxx
     a nonzero value switches that dropped term back on (h: the curvature along grad S_perp,
     which adds -eta h y to the y update). Stops early (``diverged=True``) once |x| or |y|
     exceeds ``limit``.
+
+    ``xzz_parts`` separates the two terms that t_xzz switches on: "both" (default: gradient
+    descent on the cubic), "push" (only -eta t_xzz z^2/2 in x') or "coupling" (only
+    -eta t_xzz x z in z'). The last two are not gradient descent on any loss; they only show
+    which of the two terms does what (Lesson 5, Section 4).
     """
+    if xzz_parts not in ("both", "push", "coupling"):
+        raise ValueError(f"xzz_parts must be 'both', 'push' or 'coupling', got {xzz_parts!r}")
     alpha = validate.positive("alpha", alpha)
     beta = validate.positive("beta", beta)
     eta = validate.positive("eta", eta)
@@ -172,9 +192,11 @@ def iterate_cubic(alpha, beta, eta, x0, y0, steps: int, *, h: float = 0.0, t_xxx
     x, z = validate.finite("x0", x0), validate.finite("y0", y0) / sb
     xs, ys = np.empty(steps + 1), np.empty(steps + 1)
     xs[0], ys[0] = x, z * sb
+    push = t_xzz if xzz_parts in ("both", "push") else 0.0
+    coupling = t_xzz if xzz_parts in ("both", "coupling") else 0.0
     for t in range(steps):
-        dx = curv * x + 0.5 * t_xxx * x * x + sb * x * z + 0.5 * t_xzz * z * z
-        dz = g + h * z + 0.5 * sb * x * x + t_xzz * x * z + 0.5 * t_zzz * z * z
+        dx = curv * x + 0.5 * t_xxx * x * x + sb * x * z + 0.5 * push * z * z
+        dz = g + h * z + 0.5 * sb * x * x + coupling * x * z + 0.5 * t_zzz * z * z
         x, z = x - eta * dx, z - eta * dz
         if not (abs(x) <= limit and abs(z * sb) <= limit):
             return MapTrajectory(xs[: t + 1], ys[: t + 1], alpha, beta, eta, True)
@@ -266,7 +288,7 @@ class CycleStats:
     the spread: S centres on 2/eta); predicted_mean_x2 = 2 alpha / beta; predicted_period =
     2 pi / (eta sqrt(2 alpha)) (exact only for small cycles and small eta).
 
-    The map's orbits spiral outward (Lesson 5, Section 3), so on a large orbit later cycles
+    The map's orbits spiral outward (Lesson 5, Section 4), so on a large orbit later cycles
     are longer than the first: compare ``periods[0]`` with ``ode_period``, not the mean.
     cuts: the integer step indices that bound the whole cycles (shape (n_cycles + 1,)): cycle
     k is the steps cuts[k] .. cuts[k + 1] - 1.

@@ -434,3 +434,33 @@ def test_mean_y_split_and_top_eigenvalue_bias():
         assert lam[t] == pytest.approx(np.linalg.eigvalsh(Hm)[-1], rel=1e-12)
     bias = np.array([lam[i:j].mean() for i, j in zip(a, b)]) - 2 / eta - st.cycle_mean_y
     assert np.allclose(bias, eta * 1.0, rtol=0.05)
+
+
+def test_iterate_map_floor_default_is_the_exact_map_and_floor_keeps_the_map_bounded():
+    exact = selfstab.iterate_map(1.0, 1.0, 0.02, 0.05, -1.0, 2000)
+    same = selfstab.iterate_map(1.0, 1.0, 0.02, 0.05, -1.0, 2000, x_floor=0.0)
+    assert np.array_equal(exact.x, same.x) and np.array_equal(exact.y, same.y)
+    floored = selfstab.iterate_map(1.0, 1.0, 0.02, 0.05, -1.0, 30_000, x_floor=1e-16)
+    assert not floored.diverged
+    assert np.all(np.abs(floored.x) >= 1e-16)
+    # the sign flip survives the floor: x still alternates
+    assert np.all(np.sign(floored.x[1:]) == -np.sign(floored.x[:-1]))
+    # the exact map leaves by then (Lesson 5: step 12,652)
+    assert selfstab.iterate_map(1.0, 1.0, 0.02, 0.05, -1.0, 30_000).diverged
+    with pytest.raises(ValueError):
+        selfstab.iterate_map(1.0, 1.0, 0.02, 0.05, -1.0, 10, x_floor=-1.0)
+
+
+def test_iterate_cubic_xzz_parts_split_the_two_terms():
+    args = (1.0, 1.0, 0.02, 0.05, -1.0, 400)
+    both = selfstab.iterate_cubic(*args, t_xzz=1.0)
+    assert np.array_equal(both.x, selfstab.iterate_cubic(*args, t_xzz=1.0, xzz_parts="both").x)
+    push = selfstab.iterate_cubic(*args, t_xzz=1.0, xzz_parts="push")
+    coupling = selfstab.iterate_cubic(*args, t_xzz=1.0, xzz_parts="coupling")
+    plain = selfstab.iterate_map(*args)
+    # one step by hand, from (x0, z0) = (0.05, -1): the push only moves x, the coupling only moves z
+    x0, z0, eta = 0.05, -1.0, 0.02
+    assert np.isclose(push.x[1] - plain.x[1], -eta * 0.5 * z0 * z0) and np.isclose(push.y[1], plain.y[1])
+    assert np.isclose(coupling.y[1] - plain.y[1], -eta * x0 * z0) and np.isclose(coupling.x[1], plain.x[1])
+    with pytest.raises(ValueError):
+        selfstab.iterate_cubic(*args, t_xzz=1.0, xzz_parts="neither")
