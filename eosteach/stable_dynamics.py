@@ -1,7 +1,7 @@
 """Self-stabilization on a real network: the quantities of Damian, Nichani & Lee (2022) at
-a reference point, the stable set M and its projection, the constrained trajectory, the
-predicted dynamics, and the central flow for one unstable eigenvalue (Cohen, Damian,
-Talwalkar, Kolter & Lee, 2024).
+a reference point, the stable set M and its projection, the constrained trajectory, their
+predicted dynamics and its two-variable reduction, and the central flow for one unstable
+eigenvalue (Cohen, Damian, Talwalkar, Kolter & Lee, 2024).
 
 At parameters theta (flat vector (n,)), with eta the step size:
 
@@ -25,6 +25,15 @@ theta_{t+1} = proj_M(theta_t - eta grad L). GD's displacement from it, v_t = the
 theta_dagger_t, has the coordinates of the map of Lesson 5 (``displacement``):
 x_t = u_t . v_t and y_t = grad S_perp_t . v_t (the first-order change of S without the
 x_t u . grad S term, which flips sign with x_t every step).
+
+Damian et al.'s predicted dynamics (Section 5; ``predicted_dynamics``) evolve the whole
+displacement v in R^n orthogonal to u: v_{t+1} = P_{t+1}(I - eta H_t)P_t v_t +
+eta grad S_perp_t (delta_t^2 - x_t^2)/2 and x_{t+1} = -(1 + eta y_t) x_t with
+y_t = grad S_perp_t . v_t (H_t, P_t = I - u_t u_t^T at theta_dagger_t). Keeping only x and
+y, i.e. dropping the first-order coupling grad S_perp . H v between y and the rest of v,
+gives, up to the turning of grad S_perp, Lesson 5's map with alpha_t, beta_t measured along
+theta_dagger (``reduced_dynamics``; their Section 4 derives the map at a fixed reference
+point).
 
 The central flow with one unstable eigenvalue (Cohen et al. 2024, Section 3): while
 S < 2/eta it is gradient flow d theta/dt = -eta grad L (t counts gradient steps); once S
@@ -345,11 +354,15 @@ def central_flow(land: Landscape, theta0, eta, duration: float, *, dt: float = 0
     return Trajectory(np.arange(steps + 1, dtype=float), torch.stack(thetas), losses, sharp, sigma2=sig)
 
 
-def predicted_dynamics(alpha, beta, eta, x0: float, y0: float, *, limit: float = 1e150) -> selfstab.MapTrajectory:
-    """Damian et al.'s predicted dynamics: the map x' = -(1 + eta y) x, y' = y + eta(alpha_t -
+def reduced_dynamics(alpha, beta, eta, x0: float, y0: float, *, limit: float = 1e150) -> selfstab.MapTrajectory:
+    """The two-variable reduction: Lesson 5's map x' = -(1 + eta y) x, y' = y + eta(alpha_t -
     beta_t x^2/2) with alpha_t, beta_t measured along the constrained trajectory (arrays of
     length T+1; pass constant arrays for Lesson 5's map with the coefficients of one reference
-    point). Returns x_t (the predicted displacement along u) and y_t (predicted S - 2/eta) for
+    point). It keeps only x and y = grad S_perp . v of the displacement v: the propagation of
+    v by (I - eta H), which ``predicted_dynamics`` keeps, is dropped (in Lesson 5's cubic,
+    this is the step h = 0). Damian et al. (2022) derive this map in their Section 4 at a
+    fixed reference point; their predicted dynamics (Section 5) is ``predicted_dynamics``.
+    Returns x_t (the predicted displacement along u) and y_t (predicted S - 2/eta) for
     t = 0..T as a ``selfstab.MapTrajectory`` (alpha, beta there are the means). Like
     ``selfstab.iterate_map`` it stops early, with ``diverged=True``, once |x| or |y| exceeds
     ``limit`` (the arrays then hold the finite prefix)."""
@@ -370,6 +383,72 @@ def predicted_dynamics(alpha, beta, eta, x0: float, y0: float, *, limit: float =
         ys.append(y)
     return selfstab.MapTrajectory(np.array(xs), np.array(ys), float(np.nanmean(alpha)), float(np.nanmean(beta)),
                                   eta, diverged)
+
+
+@dataclass
+class PredictedDynamics:
+    """Result of ``predicted_dynamics``: x_t (T'+1,) along u_t, y_t = grad S_perp_t . v_t
+    (T'+1,), v (T'+1, n) the predicted displacement orthogonal to u (a tensor), ``coupling``
+    (T'+1,): grad S_perp_t . H_t v_t, the first-order term that the two-variable reduction
+    drops (NaN at the last step), and ``diverged`` (True when |x| or |y| passed ``limit``; the
+    arrays then hold the finite prefix, T' < T)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    v: torch.Tensor
+    coupling: np.ndarray
+    diverged: bool
+
+
+def predicted_dynamics(land: Landscape, constrained: Trajectory, eta, x0: float, v0, *,
+                       limit: float = 1e150) -> PredictedDynamics:
+    """Damian, Nichani & Lee's (2022, Section 5) predicted dynamics along the constrained
+    trajectory theta_dagger_t, on the whole displacement v in R^n:
+
+        v_{t+1} = P_{t+1} (I - eta H_t) P_t v_t + eta grad S_perp_t (delta_t^2 - x_t^2) / 2,
+        x_{t+1} = -(1 + eta y_t) x_t,      y_t = grad S_perp_t . v_t,
+
+    with H_t the Hessian at theta_dagger_t, P_t = I - u_t u_t^T the projection off its top
+    eigenvector, delta_t^2 = 2 alpha_t / beta_t. The forcing term is the step that the
+    projection onto the stable set takes out of theta_dagger (eta alpha_t grad S_perp / beta_t)
+    minus the x^2/2 grad S push of the oscillation; (I - eta H_t) carries the rest of v along,
+    so y_{t+1} - y_t = eta (alpha_t - beta_t x_t^2 / 2 - grad S_perp_t . H_t v_t) up to the
+    turning of grad S_perp. Dropping the last term gives ``reduced_dynamics``.
+
+    ``constrained``: a Trajectory from ``constrained_trajectory`` (it carries u, grad S_perp,
+    alpha, beta); x0: the starting amplitude along u (float); v0: a starting displacement
+    (n,) tensor (projected off u_0 here). One Hessian-vector product per step (at
+    theta_dagger_t). Stops early, with ``diverged=True``, once |x| or |y| exceeds ``limit``."""
+    eta = validate.positive("eta", eta)
+    if constrained.u is None or constrained.grad_S_perp is None or constrained.alpha is None:
+        raise ValueError("constrained must be a Trajectory from constrained_trajectory "
+                         "(with u, grad_S_perp, alpha, beta)")
+    T = len(constrained.theta) - 1
+    x = validate.finite("x0", x0)
+    v0 = torch.as_tensor(v0, dtype=constrained.theta.dtype)
+    if v0.shape != constrained.theta[0].shape:
+        raise ValueError(f"v0 must have shape {tuple(constrained.theta[0].shape)}, got {tuple(v0.shape)}")
+    us, perps = constrained.u, constrained.grad_S_perp
+    v = v0 - (us[0] @ v0) * us[0]
+    xs, ys, vs, coupling = [x], [float(perps[0] @ v)], [v], []
+    diverged = False
+    for t in range(T):
+        w = v - (us[t] @ v) * us[t]                      # P_t v_t
+        Hw = land.hvp(constrained.theta[t], w)
+        coupling.append(float(perps[t] @ Hw))
+        delta2 = 2.0 * constrained.alpha[t] / constrained.beta[t]
+        step = w - eta * Hw
+        v = step - (us[t + 1] @ step) * us[t + 1] + eta * perps[t] * (delta2 - x * x) / 2
+        x = -(1 + eta * ys[-1]) * x
+        y = float(perps[t + 1] @ v)
+        if not (abs(x) <= limit and abs(y) <= limit):
+            diverged = True
+            break
+        xs.append(x)
+        ys.append(y)
+        vs.append(v)
+    coupling = np.array(coupling[: len(xs) - 1] + [np.nan])
+    return PredictedDynamics(np.array(xs), np.array(ys), torch.stack(vs), coupling, diverged)
 
 
 @dataclass

@@ -287,8 +287,11 @@ def test_page_loads_offline_with_math_and_figures(browser, served, path):
 def test_search_finds_edge_of_stability(browser, served):
     visit = Visit(browser, served, "search.html?q=edge+of+stability")
     try:
-        visit.page.wait_for_function("() => document.querySelectorAll('#search-results li').length > 0",
-                                     timeout=60_000)
+        # Sphinx lists the hits one by one and then writes its summary ("Search finished, found N
+        # pages ..."): wait for the summary, so that every hit is there, not only the first few
+        visit.page.wait_for_function("() => document.querySelectorAll('#search-results li').length > 0 && "
+                                     "/found/i.test(document.querySelector('#search-results .search-summary')"
+                                     "?.innerText || '')", timeout=60_000)
         hits = visit.page.evaluate("() => [...document.querySelectorAll('#search-results li a')]"
                                    ".map(a => a.getAttribute('href'))")
     finally:

@@ -80,7 +80,7 @@ def test_constrained_trajectory_and_prediction(setup):
     threshold = 2 / s["eta"]
     assert np.all(ct.sharpness <= threshold * (1 + 1e-4))
     assert np.all(np.diff(ct.loss) < 0)
-    pred = sd.predicted_dynamics(ct.alpha, ct.beta, s["eta"], 1e-3, 0.0)
+    pred = sd.reduced_dynamics(ct.alpha, ct.beta, s["eta"], 1e-3, 0.0)
     assert len(pred.x) == 11 and np.all(np.isfinite(pred.y))
     assert pred.x[1] == pytest.approx(-1e-3)
 
@@ -171,11 +171,11 @@ def test_oscillation_seed_recovers_a_planted_seed_under_an_offset():
         sd.oscillation_seed(offset[:-1], S, eta, scale=0.02)
 
 
-def test_predicted_dynamics_stops_when_the_map_leaves_the_float_range():
+def test_reduced_dynamics_stops_when_the_map_leaves_the_float_range():
     alpha, beta = np.full(200, 1.0), np.full(200, 1.0)
-    out = sd.predicted_dynamics(alpha, beta, 0.9, 5.0, -5.0)      # y < -2/eta: |1 + eta y| > 1, x explodes
+    out = sd.reduced_dynamics(alpha, beta, 0.9, 5.0, -5.0)      # y < -2/eta: |1 + eta y| > 1, x explodes
     assert out.diverged and len(out.x) < 200 and np.all(np.isfinite(out.x))
-    fine = sd.predicted_dynamics(alpha, beta, 0.02, 0.05, -1.0)
+    fine = sd.reduced_dynamics(alpha, beta, 0.02, 0.05, -1.0)
     ref = __import__("eosteach.selfstab", fromlist=["x"]).iterate_map(1.0, 1.0, 0.02, 0.05, -1.0, 199)
     assert not fine.diverged and np.allclose(fine.x, ref.x) and np.allclose(fine.y, ref.y)
 
@@ -187,3 +187,43 @@ def test_landscape_hvp_matches_the_dense_hessian(setup):
     hessian.set_flat_params(s["model"], theta)
     dense = hessian.dense_hessian(s["model"], losses.mse, s["x"], s["y"])
     assert torch.allclose(s["land"].hvp(theta, v), dense @ v, rtol=1e-8, atol=1e-10)
+
+
+def test_predicted_dynamics_match_a_dense_recursion(setup):
+    # Damian et al.'s predicted dynamics on all of v, against the same recursion written with
+    # the dense Hessian at every theta_dagger_t and explicit projection matrices (numpy).
+    s = setup
+    eta, steps = s["eta"], 6
+    ct = sd.constrained_trajectory(s["land"], s["gd"].theta[s["t0"]], eta, steps)
+    v0 = 1e-3 * torch.randn(ct.theta.shape[1], generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    x0 = 2e-3
+    out = sd.predicted_dynamics(s["land"], ct, eta, x0, v0)
+    assert not out.diverged and len(out.x) == steps + 1 and out.v.shape == ct.theta.shape
+    n = ct.theta.shape[1]
+    U, G = ct.u.numpy(), ct.grad_S_perp.numpy()
+    P = [np.eye(n) - np.outer(U[t], U[t]) for t in range(steps + 1)]
+    v, x = P[0] @ v0.numpy(), x0
+    xs, ys, cs = [x], [G[0] @ v], []
+    for t in range(steps):
+        hessian.set_flat_params(s["model"], ct.theta[t])
+        H = hessian.dense_hessian(s["model"], losses.mse, s["x"], s["y"]).numpy()
+        cs.append(G[t] @ H @ (P[t] @ v))
+        delta2 = 2 * ct.alpha[t] / ct.beta[t]
+        v = P[t + 1] @ (np.eye(n) - eta * H) @ P[t] @ v + eta * G[t] * (delta2 - x * x) / 2
+        x = -(1 + eta * ys[-1]) * x
+        xs.append(x)
+        ys.append(G[t + 1] @ v)
+    assert np.allclose(out.x, xs, rtol=1e-10, atol=0)
+    assert np.allclose(out.y, ys, rtol=1e-8, atol=1e-12)
+    assert np.allclose(out.v[-1].numpy(), v, rtol=1e-8, atol=1e-12)
+    assert np.allclose(out.coupling[:-1], cs, rtol=1e-8, atol=1e-12) and np.isnan(out.coupling[-1])
+    # y moves by eta (alpha_t - beta_t x^2/2 - coupling_t) up to the turning of grad S_perp (here
+    # 0.3%); the two-variable reduction, the same step without the coupling, misses it (here by 16%).
+    rise = np.diff(out.y)
+    reduced = eta * (ct.alpha[:-1] - ct.beta[:-1] * out.x[:-1] ** 2 / 2)
+    assert np.allclose(rise, reduced - eta * out.coupling[:-1], rtol=0.01, atol=0)
+    assert np.max(np.abs(rise / reduced - 1)) > 0.05
+    with pytest.raises(ValueError, match="constrained"):
+        sd.predicted_dynamics(s["land"], s["gd"], eta, x0, v0)
+    with pytest.raises(ValueError, match="v0"):
+        sd.predicted_dynamics(s["land"], ct, eta, x0, v0[:-1])
