@@ -171,6 +171,26 @@ def test_launcher_extremes_momentum_and_divergence(runs_dir):
         assert w.eta_label.value == "η = 2/110"
 
 
+def test_launcher_slider_stops_at_every_whole_two_over_eta():
+    """Lesson 3 asks for eta = 2/110: the slider is over 2/eta in steps of 1, so 2/110 (and every
+    step size the lessons use) is one of its stops, and dragging it sets eta = 2/k exactly."""
+    w = training.training_launcher(tiny_config(lr=0.02))
+    slider, eta = w.controls["two_over_eta"], w.controls["eta"]
+    assert (slider.min, slider.max, slider.step) == (10, 1000, 1)  # the default eta_range (0.002, 0.2)
+    assert slider.value == 100 and w.eta_label.value == "η = 2/100"
+    for k in (110, 30, 45, 150, 200, 1000, 10):
+        assert (k - slider.min) % slider.step == 0  # a stop of the slider
+        slider.value = k
+        assert eta.value == w.config().lr == 2 / k
+        assert w.eta_label.value == f"η = 2/{k}"
+    # the other way: a typed eta moves the slider (off its stops if 2/eta is not whole)
+    eta.value = 0.0191
+    assert slider.value == pytest.approx(2 / 0.0191) and w.config().lr == 0.0191
+    assert w.eta_label.value == "η = 2/104.7"
+    eta.value = 1.0  # outside eta_range: clamped to its top
+    assert eta.value == 0.2 and slider.value == pytest.approx(10)
+
+
 def test_eta_text():
     assert training.eta_text(2 / 30) == r"$\eta$ = 2/30"
     assert training.eta_text(0.02, tex=False) == "η = 2/100"

@@ -10,9 +10,9 @@
   Left: the signed gap estimate - S per product, on a linear axis zoomed to the chosen
   budget (``solver_zoom``); right: relative error on a log scale. A slider picks a
   product budget and reads both errors off.
-* ``training_launcher(...)`` (lessons 3-4): choose eta, the optimiser, the momentum and the
-  architecture, press *Train*: the run (``runs.cached_run``, so a finished run comes back
-  at once) is drawn live (loss; sharpness against the method's own threshold) with a
+* ``training_launcher(...)`` (lessons 3-4): choose eta (by 2/eta, as the lessons write it), the
+  optimiser, the momentum and the architecture, press *Train*: the run (``runs.cached_run``,
+  so a finished run comes back at once) is drawn live (loss; sharpness against the method's own threshold) with a
   progress bar.
 * ``top_direction_trace(run, steps)`` + ``run_scrubber(run, trace)`` (lesson 4): continue
   a finished run for a few steps from its final parameters, recording the position of
@@ -27,7 +27,6 @@ that tests drive it headless.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -342,12 +341,16 @@ def training_launcher(base: runs.RunConfig | None = None, *, refresh_every: int 
     ``lesson_config(lr=0.02, steps=500)``. The run is
     ``runs.cached_run(config, callback=...)``: the figure (loss; sharpness and the method's
     own threshold) and the progress bar update every ``refresh_every`` steps and at every
-    sharpness measurement. Returns an ``ipywidgets.VBox`` with ``.controls`` (eta, opt,
-    momentum, arch, steps, train), ``.view``, ``.progress``, ``.config()`` (the RunConfig
+    sharpness measurement. Returns an ``ipywidgets.VBox`` with ``.controls`` (eta, two_over_eta,
+    opt, momentum, arch, steps, train), ``.view``, ``.progress``, ``.config()`` (the RunConfig
     the controls describe), ``.launch()`` (train now; also what the button does),
-    ``.eta_label`` (the slider's eta written as the lessons write it, "η = 2/100"; the
-    figure's title and key write it so too, see ``eta_text``) and ``.run`` (the last
-    finished ``Run``).
+    ``.eta_label`` (eta written as the lessons write it, "η = 2/100"; the figure's title and
+    key write it so too, see ``eta_text``) and ``.run`` (the last finished ``Run``).
+
+    The step size is set as the lessons name it, by 2/eta: ``controls["two_over_eta"]`` is a
+    slider over 2/eta in steps of 1 (from 2/eta_range[1]; by default 10 to 1000, so that every
+    whole 2/eta, such as 2/110, is a stop), and ``controls["eta"]`` holds eta itself (a number
+    box: type any eta in ``eta_range``). The two follow each other; ``config()`` reads eta.
     """
     if base is None:
         base = lesson_config(lr=0.02, steps=500)
@@ -357,9 +360,13 @@ def training_launcher(base: runs.RunConfig | None = None, *, refresh_every: int 
     lo, hi = (validate.positive("eta_range", v) for v in eta_range)
     style = {"description_width": "initial"}
     controls = {
-        "eta": widgets.FloatLogSlider(value=min(max(base.lr, lo), hi), base=10, min=math.log10(lo),
-                                      max=math.log10(hi), step=0.01, description="step size η",
-                                      readout_format=".4f", continuous_update=False, style=style),
+        # eta itself (typed), and the slider the lessons' "eta = 2/k" is set with: 2/eta in steps of 1
+        "eta": widgets.BoundedFloatText(value=min(max(base.lr, lo), hi), min=lo, max=hi, description="η =",
+                                        style=style, layout=widgets.Layout(width="190px")),
+        "two_over_eta": widgets.FloatSlider(value=2 / min(max(base.lr, lo), hi), min=2 / hi, max=2 / lo, step=1,
+                                            description="step size: 2/η", readout_format=".4g",
+                                            continuous_update=False, style=style,
+                                            layout=widgets.Layout(width="420px")),
         "opt": widgets.Dropdown(options=[(OPT_LABELS[k], k) for k in ("gd", "heavy_ball", "nesterov")],
                                 value=base.opt if base.opt in ("gd", "heavy_ball", "nesterov") else "gd",
                                 description="optimiser", style=style),
@@ -379,8 +386,8 @@ def training_launcher(base: runs.RunConfig | None = None, *, refresh_every: int 
     empty = {"step": [], "loss": [], "eig_step": [], "sharpness": [], "threshold": []}
     lines = plotting.loss_and_sharpness(ax_loss, ax_s, [empty])
     box = widgets.VBox([
-        widgets.HBox([widgets.VBox([widgets.HBox([controls["eta"], eta_label]), controls["opt"],
-                                    controls["momentum"]]),
+        widgets.HBox([widgets.VBox([controls["two_over_eta"], widgets.HBox([controls["eta"], eta_label]),
+                                    controls["opt"], controls["momentum"]]),
                       widgets.VBox([controls["arch"], controls["steps"], controls["train"]])]),
         widgets.HBox([progress, message]), view.image])
     box.run = None
@@ -446,11 +453,30 @@ def training_launcher(base: runs.RunConfig | None = None, *, refresh_every: int 
     def toggle(*_):
         controls["momentum"].disabled = controls["opt"].value == "gd"
 
+    syncing = []  # set while one of the two eta controls writes the other: no echo back
+
     def show_eta(*_):
-        eta_label.value = eta_text(controls["eta"].value, tex=False)
+        eta = controls["eta"].value
+        eta_label.value = eta_text(eta, tex=False)
+        if not syncing:
+            syncing.append(True)
+            try:
+                controls["two_over_eta"].value = 2 / eta
+            finally:
+                syncing.clear()
+
+    def set_from_slider(change):
+        if not syncing:
+            syncing.append(True)
+            try:
+                controls["eta"].value = 2 / change["new"]
+            finally:
+                syncing.clear()
+            eta_label.value = eta_text(controls["eta"].value, tex=False)
 
     controls["opt"].observe(toggle, names="value")
     controls["eta"].observe(show_eta, names="value")
+    controls["two_over_eta"].observe(set_from_slider, names="value")
     toggle()
     show_eta()
     draw(empty, base.steps, "press Train")
@@ -634,7 +660,7 @@ def estimate_seconds(config: runs.RunConfig, *, measure_steps: int = 3) -> dict:
 def paper_scale(config: runs.RunConfig, *, progress: bool = True):
     """With CUDA: ``runs.cached_run(config)`` on the GPU, returned. Without: print how long
     ``config`` would take on this CPU (``estimate_seconds``) and return None, so that a
-    lesson falls back on its lesson-scale runs."""
+    lesson falls back on the shipped runs (or the student re-trains with ``runs.cached_run``)."""
     if not isinstance(config, runs.RunConfig):
         raise ValueError(f"config must be a RunConfig, got {type(config).__name__}")
     if torch.cuda.is_available():
@@ -642,5 +668,6 @@ def paper_scale(config: runs.RunConfig, *, progress: bool = True):
     est = estimate_seconds(runs.RunConfig.from_dict({**config.to_dict(), "device": "cpu"}))
     print(f"No CUDA here. On this CPU, {config.label()} for {config.steps} steps would take about "
           f"{est['total'] / 3600:.1f} hours ({est['per_step'] * 1e3:.0f} ms per step, {est['per_eig']:.1f} s per "
-          "cold sharpness estimate). The lesson-scale runs stand in for it.")
+          "cold sharpness estimate). The shipped runs of Figure 1 (eosteach.reference) are such runs, made on a "
+          "CPU; runs.cached_run(config) re-trains this one here.")
     return None
