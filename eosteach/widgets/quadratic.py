@@ -70,7 +70,8 @@ def _contour_panel(ax, quadratic: Quadratic, path: np.ndarray, radius: float, co
         v1 = quadratic.eigenvectors[:, 0] if direction is None else np.asarray(direction, float)
         v1 = v1 / np.linalg.norm(v1)
         ax.plot([-2 * radius * v1[0], 2 * radius * v1[0]], [-2 * radius * v1[1], 2 * radius * v1[1]],
-                color="0.15", linestyle=":", linewidth=1.4, zorder=4, label=direction_label)  # above the path
+                color="black", linestyle=":", linewidth=2.2, alpha=0.8, zorder=4,
+                label=direction_label)  # above the path, thick enough to show through it
     ax.plot(path[:, 0], path[:, 1], "-o", color=color, markersize=3, linewidth=1.2, label="path")
     ax.plot(path[0, 0], path[0, 1], "s", color="black", markersize=7, label=r"start $\theta^{(0)}$")
     ax.plot([0], [0], "*", color="gold", markeredgecolor="black", markersize=12, label="minimum")
