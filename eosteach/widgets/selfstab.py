@@ -162,7 +162,7 @@ def paths_scrubber(steps, paths: dict, threshold: float, colors=None):
     all_s = np.concatenate([np.asarray(p["sharpness"], float) for p in paths.values()] + [[threshold]])
     ax_loss.set(xlim=(steps[0], steps[-1]), ylim=(np.nanmin(all_loss) * 0.98, np.nanmax(all_loss) * 1.02),
                 xlabel="step", ylabel="training loss", title="loss")
-    threshold_line(ax_s, threshold, r"$2/\eta$")
+    threshold_line(ax_s, threshold, r"$2/\eta$", zorder=5)  # above the paths: the flow sits on it
     ax_s.set(xlim=(steps[0], steps[-1]), ylim=(np.nanmin(all_s) * 0.97, np.nanmax(all_s) * 1.03),
              xlabel="step", ylabel="sharpness S", title="sharpness")
     # one legend for both panels, under them: inside the axes it would cover a path somewhere
