@@ -177,3 +177,23 @@ def test_momentum_demo_can_hold_methods_back():
         momentum_demo(methods=("gd", "sgd"))
     with pytest.raises(ValueError, match="methods"):
         momentum_demo(methods=())
+
+
+def test_descent_demo_eta_slider_always_crosses_the_edge():
+    """For every eigenvalue the sliders allow, eta can go past 2/lambda_max (and reach 1/lambda, 2/lambda
+    when the two are equal, Think! 2), and the factor panel draws the top eigenvalue's 2/lambda mark."""
+    w = descent_demo(steps=10)
+    c = w.controls
+    assert c["eta"].max == 0.5  # the lesson's default sliders: unchanged
+    for l1, l2 in [(c["lam1"].min, c["lam2"].min), (c["lam1"].min, c["lam1"].min), (1.0, 1.0),
+                   (c["lam1"].max, c["lam2"].min), (3.0, 0.1), (c["lam1"].min, c["lam2"].max)]:
+        w.set(lam1=l1, lam2=l2)
+        edge = 2 / max(l1, l2)
+        assert c["eta"].max > edge, (l1, l2)
+        w.set(eta=c["eta"].max)
+        assert w.result.diverged or c["eta"].value > edge
+        marks = [ln.get_xdata()[0] for ln in w.view.axes[3].get_lines() if ln.get_linestyle() in ("-", "--")
+                 and len(ln.get_xdata()) == 2 and ln.get_xdata()[0] == ln.get_xdata()[1]]
+        assert any(np.isclose(m, edge) for m in marks), (l1, l2, marks)
+    w.set(lam1=10.0, lam2=1.0, eta=0.15)  # back to the defaults: eta's range shrinks again, the value kept
+    assert c["eta"].max == 0.5 and c["eta"].value == 0.15

@@ -140,6 +140,15 @@ def _finish(box, controls, view, update, held):
 
 
 # -- lesson 1 ---------------------------------------------------------------------------
+def eta_max(lam1: float, lam2: float) -> float:
+    """The eta slider's maximum: 2.5/lambda_max (at least 0.5), a multiple of the slider's step 0.005.
+
+    So the student can always cross the edge 2/lambda_max, and 1/lambda and 2/lambda when the two
+    eigenvalues are equal (Think! 2), for every eigenvalue the sliders allow.
+    """
+    return max(0.5, float(np.ceil(2.5 / max(lam1, lam2) / 0.005)) * 0.005)
+
+
 def descent_demo(eta: float = 0.15, lam1: float = 10.0, lam2: float = 1.0, start=(2.0, 2.5),
                  steps: int = 30) -> widgets.VBox:
     """GD on a 2-D quadratic with sliders for eta, the two eigenvalues, the start and the steps."""
@@ -149,7 +158,7 @@ def descent_demo(eta: float = 0.15, lam1: float = 10.0, lam2: float = 1.0, start
     steps = validate.positive_int("steps", steps)
     x0, y0 = (validate.finite("start", v) for v in start)
     controls = {
-        "eta": _slider(eta, 0.005, 0.5, 0.005, r"step size \(\eta\)"),
+        "eta": _slider(eta, 0.005, max(eta, eta_max(lam1, lam2)), 0.005, r"step size \(\eta\)"),
         "lam1": _slider(lam1, 0.5, 20.0, 0.5, r"\(\lambda_1\)", ".1f"),
         "lam2": _slider(lam2, 0.1, 20.0, 0.1, r"\(\lambda_2\)", ".1f"),
         "x0": _slider(x0, -3.0, 3.0, 0.1, r"start \(\theta_1\)", ".1f"),
@@ -164,7 +173,15 @@ def descent_demo(eta: float = 0.15, lam1: float = 10.0, lam2: float = 1.0, start
     def update(*_):
         if held:
             return
-        eta_v, l1, l2 = controls["eta"].value, controls["lam1"].value, controls["lam2"].value
+        l1, l2 = controls["lam1"].value, controls["lam2"].value
+        # The eta slider always reaches past the edge 2/lambda_max (to 2.5/lambda_max, at least 0.5),
+        # whatever the eigenvalue sliders say; moving its maximum must not trigger a second redraw.
+        held.append(True)
+        try:
+            controls["eta"].max = max(eta, eta_max(l1, l2))  # never below the eta asked for
+        finally:
+            held.pop()
+        eta_v = controls["eta"].value
         quad = rotated_quadratic(l1, l2)
         S = quad.sharpness
         start_v = np.array([controls["x0"].value, controls["y0"].value])
@@ -206,7 +223,7 @@ def descent_demo(eta: float = 0.15, lam1: float = 10.0, lam2: float = 1.0, start
         ax_lemma.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=9)
 
         # Each eigen-direction is multiplied by (1 - eta lambda_i) per step.
-        etas = np.linspace(0.0, max(0.5, 1.2 * eta_v), 300)
+        etas = np.linspace(0.0, max(controls["eta"].max, 1.2 * eta_v), 300)
         equal = np.isclose(l1, l2, rtol=1e-9, atol=0.0)
         marks = ((l1, r"$\lambda_1$", "-", 0.12), (l2, r"$\lambda_2$", "--", 0.42))
         for lam_i, name, style, y_text in marks[:1] if equal else marks:
