@@ -45,3 +45,12 @@ def test_sweep_benchmark_last_line(capsys):
     assert load("sweep").main(["--data", "synthetic", "--n-train", "40", "--steps", "10", "--workers", "2"]) == 0
     line = last_line(capsys)
     assert re.fullmatch(rf"sweep-benchmark: sequential_s=({NUMBER}) sweep_s=({NUMBER}) speedup=({NUMBER})", line), line
+
+
+def test_warm_starts_benchmark_last_line(capsys, cifar_root, monkeypatch):
+    monkeypatch.setenv("EOSTEACH_DATA", str(cifar_root))
+    assert load("warm_starts").main(["--n-train", "60", "--steps", "20", "--every", "10"]) == 0
+    line = last_line(capsys)
+    value = rf"({NUMBER}|n/a)"
+    assert re.fullmatch(rf"warm-starts-benchmark: cert_before={value} cert_after={value} resid_before={value}"
+                        rf" resid_after={value} oracle_before={value} oracle_after={value}", line), line
