@@ -11,7 +11,8 @@ Measures, in one process, on one model and one data set:
 Rows, at each point:
 
   (a) this engine, cold: ``hessian.sharpness`` (Lanczos, retained-graph products), tol 1e-3
-      on the eigenvalue's relative error (the certified Kato-Temple rule, its default);
+      on the eigenvalue's relative error (the certified Kato-Temple rule, its default), with
+      its default float32 Lanczos vectors; (a64) the same with float64 vectors;
   (b) this engine, warm-started from the eigenvector computed 50 GD steps earlier (a run's
       tracking interval; half of ``--steps`` when that is shorter);
   (c) power iteration (the PyHessian baseline), same stopping rule, same products;
@@ -266,6 +267,9 @@ def measure_point(name, model, x, y, device, repeats, warm_v0, rows):
     cold, t_cold = timed(lambda: hessian.sharpness(model, mse, x, y, tol=TOL), device, repeats)
     point["cold"] = (cold.n_products, t_cold, err(cold.top))
     table.append(("(a) engine, cold", cold.n_products, t_cold, err(cold.top)))
+    cold64, t_cold64 = timed(lambda: hessian.sharpness(model, mse, x, y, tol=TOL, vector_dtype=torch.float64),
+                             device, repeats)
+    table.append(("(a64) engine, cold, float64 vectors", cold64.n_products, t_cold64, err(cold64.top)))
 
     if warm_v0 is not None:
         warm, t_warm = timed(lambda: hessian.sharpness(model, mse, x, y, tol=TOL, v0=warm_v0), device, repeats)
@@ -309,11 +313,12 @@ def measure_point(name, model, x, y, device, repeats, warm_v0, rows):
         shown = "-" if rel_err != rel_err else f"{rel_err:.1e}"
         print(f"{label:40s} {products!s:>8s} {seconds:9.2f} {seconds / grad_s:9.1f} {shown:>11s}")
     point["cost"] = t_cold / cold.n_products / grad_s
+    cost64 = t_cold64 / cold64.n_products / grad_s
     print(
         f"ratios: eigsh/engine = {point['speedup']:.1f}x at equal or better accuracy"
         f"{'' if point['matched_ok'] else ' (NOT matched)'}; faithful eigsh/engine cold = {t_f / t_cold:.1f}x;"
         f" power/engine cold = {t_pw / t_cold:.1f}x;"
-        f" engine seconds per product = {point['cost']:.2f} gradients"
+        f" engine seconds per product = {point['cost']:.2f} gradients ({cost64:.2f} with float64 vectors)"
         + ("" if point["vs_peer"] is None else f"; fastest peer reaching 1e-3 / engine cold = {point['vs_peer']:.2f}x")
     )
     rows[name] = point

@@ -18,8 +18,8 @@ loading of the data.
 
 The tracking overhead depends on the number of examples: a Hessian-vector product costs
 about as much as a training step (both scale with the examples), but the Lanczos vector
-arithmetic (float64 vectors of all 656,810 parameters) does not, so with fewer examples
-it is a larger share. ``--n-train 1000`` (the lesson scale) shows that case.
+arithmetic (vectors of all 656,810 parameters, float32 at the runner's tolerance) does
+not, so with fewer examples it is a larger share. ``--n-train 1000`` (the lesson scale) shows that case.
 
 Prints a table and, as its last line, exactly:
     train-benchmark: runner_vs_bare=<x> tracking_overhead=<x> tracking_overhead_eos=<x>

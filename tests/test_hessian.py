@@ -578,3 +578,64 @@ def test_hessian_operator_as_a_linear_operator():
 
     top = float(eigsh(scipy_op, k=1, which="LA", tol=1e-12, return_eigenvectors=False)[0])
     assert top == pytest.approx(float(torch.linalg.eigvalsh(h)[-1]), rel=1e-10)
+
+
+# --------------------------------------------------------------------------- float32 Lanczos vectors
+
+
+class _ReflectedDiagonal:
+    """A float32 operator A = H diag(spectrum) H with H = I - 2 u u^T a Householder
+    reflection (so A's eigenvalues are the spectrum, exactly up to float32 products), at
+    any size n: one product costs O(n)."""
+
+    def __init__(self, spectrum, seed):
+        self.d = torch.tensor(spectrum, dtype=torch.float32)
+        u = torch.randn(len(spectrum), generator=torch.Generator().manual_seed(seed))
+        self.u = u / u.norm()
+        self.top = float(torch.tensor(spectrum, dtype=F64).max())
+
+    def reflect(self, v):
+        return v - 2 * self.u * torch.dot(self.u, v)
+
+    def __call__(self, v):
+        return self.reflect(self.d * self.reflect(v))
+
+
+def _large_spectra(n):
+    g = torch.Generator().manual_seed(0)
+    bulk = (torch.rand(n - 4, generator=g, dtype=F64) * 6 - 1).tolist()  # in [-1, 5]
+    yield [10.0, 9.0, 8.5, 7.0] + bulk  # a clear top
+    yield [10.0, 9.9, 9.0, 7.0] + bulk  # a close top pair
+    yield [10.0, 9.5, -14.0, 7.0] + bulk  # a negative eigenvalue of larger magnitude
+
+
+def test_float32_vectors_agree_with_float64_within_their_floor():
+    """n = 100,000, float32 products. ``krylov_dtype`` picks float32 vectors at tol >= 1e-4
+    and float64 below, and a workspace of the other dtype is refused. With float32 vectors,
+    at tol 1e-3 and 1e-4 the certified bound covers the true error, and at a tolerance just
+    above their floor sqrt(n) eps_32 (3.8e-5 of the largest |Ritz value|) the bound covers
+    the error and the result agrees with float64 vectors (tol 1e-5) within that floor;
+    three spectra, two seeds. (Measured: errors 5e-7 to 3e-5, 2e-6 at the floor.)"""
+    n = 100_000
+    floor32 = math.sqrt(n) * torch.finfo(torch.float32).eps
+    assert hessian.krylov_dtype(torch.float32, 1e-3) == hessian.krylov_dtype(torch.float32, 1e-4) == torch.float32
+    assert hessian.krylov_dtype(torch.float32, 9e-5) == hessian.krylov_dtype(F64, 1e-3) == F64
+    for spectrum in _large_spectra(n):
+        widest = max(abs(v) for v in spectrum)
+        for seed in range(2):
+            a = _ReflectedDiagonal(spectrum, seed)
+            for tol in (1e-3, 1e-4):
+                res = hessian.lanczos(a, n, tol=tol, max_products=60, seed=seed)
+                err = abs(res.top - a.top)
+                assert res.converged and err <= float(res.error_bounds[0]) and err <= tol * a.top, (tol, err)
+            f32 = hessian.lanczos(a, n, tol=1.5 * floor32 * widest / a.top, max_products=60, seed=seed,
+                                  vector_dtype=torch.float32)
+            f64 = hessian.lanczos(a, n, tol=1e-5, max_products=60, seed=seed, vector_dtype=F64)
+            assert f32.converged and f64.converged
+            assert float(f32.error_bounds[0]) >= floor32 * widest * (1 - 1e-5)  # float32 rounding of the bound
+            assert abs(f32.top - a.top) <= float(f32.error_bounds[0]) and abs(f64.top - a.top) <= float(f64.error_bounds[0])
+            assert abs(f32.top - f64.top) <= floor32 * widest, (f32.top, f64.top)
+    with pytest.raises(ValueError, match=r"workspace must be a float32 tensor"):
+        hessian.lanczos(a, n, tol=1e-3, workspace=torch.empty(2, n, dtype=F64))
+    with pytest.raises(ValueError, match=r"vector_dtype must be None, torch.float32 or torch.float64"):
+        hessian.lanczos(a, n, vector_dtype=torch.float16)
