@@ -39,8 +39,8 @@ Eigen-solvers:
   ``EigResult.error_bounds`` (``ritz_error_bounds``); ``stop="residual"`` stops on
   ||H x - lambda x|| <= tol |lambda| instead, which also bounds the eigenvector. Vectors
   stay on the device; only the tridiagonal scalars travel to the host. They are float32
-  for float32 products at tol >= 1e-4 (``krylov_dtype``), float64 otherwise; the bounds
-  account for each choice's accuracy floor.
+  for float32 products when tol is at least ten times their floor sqrt(n) eps_32
+  (``krylov_dtype``), float64 otherwise; the bounds account for each choice's floor.
 * ``power_iteration``: the baseline (as in PyHessian), same stopping rule; it finds the
   eigenvalue of largest MAGNITUDE.
 * ``dense_hessian``: the full n x n matrix, for tiny models (tests, lessons).
@@ -480,19 +480,21 @@ def ritz_error_bounds(ritz: torch.Tensor, residuals: torch.Tensor) -> torch.Tens
 
 STOP_RULES = ("eigenvalue", "residual")
 
-#: The Lanczos vectors are float32 when the products are (``dtype`` float32) and ``tol`` is
-#: at least this, float64 otherwise (``lanczos``, ``vector_dtype=None``). float32 vectors
-#: halve the memory the reorthogonalisation reads, and on a CPU its passes ran 3-4x faster
-#: (n = 656,810, 8 vectors: 1.2 ms against 4.5 ms for Q @ w), but their inner products lose
-#: about sqrt(n) units of float32 precision: the bounds then floor at sqrt(n) eps_32 (5e-5
-#: relative at n ~ 10^6; see ``lanczos``), so tighter tolerances keep float64 vectors.
-FLOAT32_VECTORS_MIN_TOL = 1e-4
+#: The Lanczos vectors are float32 when the products are (``dtype`` float32) and their
+#: accuracy floor sqrt(n) eps_32 is at most this fraction of ``tol``, float64 otherwise
+#: (``lanczos``, ``vector_dtype=None``). float32 vectors halve the memory the
+#: reorthogonalisation reads, and on a CPU its passes ran 3-4x faster (n = 656,810, 8
+#: vectors: 1.2 ms against 4.5 ms for Q @ w), but their inner products lose about sqrt(n)
+#: units of float32 precision, so no bound goes below sqrt(n) eps_32 (9.7e-5 relative at
+#: n = 656,810: float32 vectors from tol 9.7e-4 up there).
+FLOAT32_VECTORS_FLOOR_FRACTION = 0.1
 
 
-def krylov_dtype(dtype, tol) -> torch.dtype:
-    """The dtype of ``lanczos``'s vectors for products in ``dtype`` at tolerance ``tol``
-    (the default choice; see ``FLOAT32_VECTORS_MIN_TOL``)."""
-    return torch.float32 if dtype == torch.float32 and tol >= FLOAT32_VECTORS_MIN_TOL else torch.float64
+def krylov_dtype(dtype, tol, n) -> torch.dtype:
+    """The dtype of ``lanczos``'s vectors for n-dimensional products in ``dtype`` at
+    tolerance ``tol`` (the default choice; see ``FLOAT32_VECTORS_FLOOR_FRACTION``)."""
+    floor = math.sqrt(n) * torch.finfo(torch.float32).eps
+    return torch.float32 if dtype == torch.float32 and floor <= FLOAT32_VECTORS_FLOOR_FRACTION * tol else torch.float64
 
 
 def lanczos(
@@ -542,7 +544,8 @@ def lanczos(
 
     ``vector_dtype``: the dtype of the Lanczos vectors and of their arithmetic (the
     products run in ``dtype``; T and its eigenproblem are float64 on the host). None picks
-    ``krylov_dtype(dtype, tol)``: float32 for float32 products at tol >= 1e-4, else float64.
+    ``krylov_dtype(dtype, tol, n)``: float32 for float32 products when tol is at least ten
+    times their floor (below), else float64.
     With float32 vectors the long inner products of the reorthogonalisation (n terms, summed
     in float32 by the BLAS) lose about sqrt(n) eps_32 of accuracy, so no bound then goes below sqrt(n) eps_32 |theta|
     (4.8e-5 relative at n = 656,810); measured on the CIFAR-10 benchmark, the error stayed
@@ -565,7 +568,7 @@ def lanczos(
     generator = torch.Generator().manual_seed(int(seed))
     steps_max = min(max(max_products, k), n)
     if vector_dtype is None:
-        work = krylov_dtype(dtype, tol)
+        work = krylov_dtype(dtype, tol, n)
     elif vector_dtype in (torch.float32, torch.float64):
         work = vector_dtype
     else:
@@ -579,7 +582,7 @@ def lanczos(
           or workspace.shape[0] < 1 or workspace.dtype != work
           or workspace.device != torch.empty(0, device=device).device):
         raise ValueError(f"workspace must be a {str(work).split('.')[-1]} tensor of shape (j, {n}) with j >= 1 on {device} "
-                         f"(the Lanczos vectors' dtype: vector_dtype, or krylov_dtype(dtype, tol))")
+                         f"(the Lanczos vectors' dtype: vector_dtype, or krylov_dtype(dtype, tol, n))")
     else:
         basis = workspace
     alphas, betas = [], []  # float64 on the host: the tridiagonal matrix T

@@ -612,7 +612,7 @@ class _Trainer:
         ``hessian.krylov_dtype``): one per dtype for the whole run."""
         from . import hessian
 
-        dtype = hessian.krylov_dtype(self.params[0].dtype, tol)
+        dtype = hessian.krylov_dtype(self.params[0].dtype, tol, self.n_params)
         if self.workspace is None:
             self.workspace = {}
         if dtype not in self.workspace:
