@@ -581,7 +581,8 @@ def lanczos(
     elif (not isinstance(workspace, torch.Tensor) or workspace.ndim != 2 or workspace.shape[1] != n
           or workspace.shape[0] < 1 or workspace.dtype != work
           or workspace.device != torch.empty(0, device=device).device):
-        raise ValueError(f"workspace must be a {str(work).split('.')[-1]} tensor of shape (j, {n}) with j >= 1 on {device} "
+        name = str(work).split(".")[-1]
+        raise ValueError(f"workspace must be a {name} tensor of shape (j, {n}) with j >= 1 on {device} "
                          f"(the Lanczos vectors' dtype: vector_dtype, or krylov_dtype(dtype, tol, n))")
     else:
         basis = workspace

@@ -54,8 +54,9 @@ Speed: the hot loop is forward, backward (``torch.autograd.grad``), one fused op
 update. On CUDA the loss is copied to the host only every ``SYNC_EVERY_CUDA`` steps (and at
 tracking steps), so the GPU never waits for Python; stop conditions are checked then.
 A full-batch tracking step keeps its gradient's graph (``create_graph=True``; the gradient
-is the same) and the Hessian products reuse it; one buffer per dtype holds the Lanczos vectors for
-the whole run (float32 for a float32 run at the tracking tolerance: ``hessian.krylov_dtype``).
+is the same) and the Hessian products reuse it; one buffer per dtype holds the Lanczos
+vectors for the whole run (float32 for a float32 run at the tracking tolerance:
+``hessian.krylov_dtype``).
 """
 
 from __future__ import annotations

@@ -620,7 +620,8 @@ def test_float32_vectors_agree_with_float64_within_their_floor():
     spectra, two seeds. (Measured: errors 5e-7 to 3e-5, 2e-6 at the floor.)"""
     n = 100_000
     floor32 = math.sqrt(n) * torch.finfo(torch.float32).eps
-    assert hessian.krylov_dtype(torch.float32, 1e-3, n) == hessian.krylov_dtype(torch.float32, 1e-4, 1000) == torch.float32
+    f32_vectors = (hessian.krylov_dtype(torch.float32, 1e-3, n), hessian.krylov_dtype(torch.float32, 1e-4, 1000))
+    assert f32_vectors == (torch.float32, torch.float32)
     assert hessian.krylov_dtype(torch.float32, 1e-4, n) == hessian.krylov_dtype(F64, 1e-3, n) == F64
     for spectrum in _large_spectra(n):
         widest = max(abs(v) for v in spectrum)
@@ -635,7 +636,8 @@ def test_float32_vectors_agree_with_float64_within_their_floor():
             f64 = hessian.lanczos(a, n, tol=1e-5, max_products=60, seed=seed, vector_dtype=F64)
             assert f32.converged and f64.converged
             assert float(f32.error_bounds[0]) >= floor32 * widest * (1 - 1e-5)  # float32 rounding of the bound
-            assert abs(f32.top - a.top) <= float(f32.error_bounds[0]) and abs(f64.top - a.top) <= float(f64.error_bounds[0])
+            for res in (f32, f64):
+                assert abs(res.top - a.top) <= float(res.error_bounds[0])
             assert abs(f32.top - f64.top) <= floor32 * widest, (f32.top, f64.top)
     with pytest.raises(ValueError, match=r"workspace must be a float32 tensor"):
         hessian.lanczos(a, n, tol=1e-3, workspace=torch.empty(2, n, dtype=F64))
