@@ -29,13 +29,28 @@ tracking_overhead_eos the same ratio over the steps from the first tracking poin
 S >= 2/eta to the end (the edge of stability; "n/a" when S does not get there), timed per
 step through the runner's callback. ``--n-train 1000 --track-steps 1000`` covers both
 phases (eta = 0.02: S first reaches 2/eta near step 350).
+
+``--from-step S`` times the edge of stability from a checkpoint instead, as a run resumed
+there pays for it: one tracked run is trained to step S, checkpointed there (in
+``--checkpoint-dir``, reused when it already holds that checkpoint; a temporary folder
+otherwise), and each repeat resumes two copies of it for ``--track-steps`` more steps, one
+with the sharpness every 50 steps (warm-started from the checkpoint's Ritz vector) and one
+without. It prints the products per point and, as its last line,
+    train-benchmark-from-checkpoint: step=<S> sharpness_at_step=<S/(2/eta)> tracking_overhead=<x>
+where tracking_overhead = seconds of the tracked copy / seconds of the untracked one over
+steps S+1 .. S+track_steps (the fastest repeat of each). For cifar10-5k at eta = 0.02,
+whose sharpness first reaches 2/eta at step 1000: ``--from-step 1100 --track-steps 1000``.
 Without a CIFAR-10 copy it falls back to SYNTHETIC data of the same shape (and says so).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import shutil
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
@@ -72,6 +87,78 @@ def phase_seconds(clock: list, start: int, stop: int) -> float:
     return clock[stop - 1] - (clock[start - 1] if start > 0 else clock[0] - (clock[1] - clock[0]))
 
 
+class _StopHere(Exception):
+    """Raised by the callback to end the run that makes the checkpoint (resumable there)."""
+
+
+def checkpointed_run(cfg: runs.RunConfig, step: int, folder: Path) -> runs.Run:
+    """The run of ``cfg`` in ``folder``, checkpointed before ``step`` and stopped there (status
+    "interrupted"): trained unless ``folder`` already holds it."""
+    if (folder / runs.CHECKPOINT).is_file() and (folder / runs.RUN_JSON).is_file():
+        run = runs.load_run(folder)
+        if run.config == cfg and runs.load_checkpoint(folder / runs.CHECKPOINT)["step"] == step:
+            return run
+    def stop(info):
+        if info["step"] == step:
+            raise _StopHere
+    try:
+        runs.train(cfg, out=folder, progress=False, callback=stop)
+    except _StopHere:
+        pass
+    return runs.load_run(folder)
+
+
+def resumed_seconds(folder: Path, into: Path, eig_every, steps: int):
+    """Seconds for the ``steps`` steps after the checkpoint's first one, resuming a copy of
+    ``folder`` (at ``into``) with the sharpness every ``eig_every`` steps; and the run."""
+    shutil.rmtree(into, ignore_errors=True)
+    shutil.copytree(folder, into)
+    info = json.loads((into / runs.RUN_JSON).read_text())
+    info["config"]["eig_every"] = eig_every
+    (into / runs.RUN_JSON).write_text(json.dumps(info))
+    clock = []
+    run = runs.resume(into, progress=False, callback=lambda _: clock.append(time.perf_counter()))
+    assert run.status == "finished", run.status
+    return clock[steps] - clock[0], run
+
+
+def from_checkpoint(args, base: dict) -> None:
+    """The ``--from-step`` benchmark (see the module docstring)."""
+    start, steps = args.from_step, args.track_steps
+    cfg = runs.RunConfig(**base, steps=start + steps + 1, eig_every=50, checkpoint_every=start)
+    folder = Path(args.checkpoint_dir) if args.checkpoint_dir else Path(tempfile.mkdtemp(prefix="eosteach-bench-"))
+    made = time.perf_counter()
+    made_run = checkpointed_run(cfg, start, folder)
+    m = made_run.metrics
+    ratio = m["sharpness"][m["eig_step"] <= start] / m["threshold"][m["eig_step"] <= start]
+    crossed = ratio >= 1
+    first = f"step {int(m['eig_step'][crossed.argmax()])}" if crossed.any() else "no step (before the crossing)"
+    print(f"checkpoint at step {start} ({time.perf_counter() - made:.0f} s to make or load): "
+          f"S = {ratio[-1]:.3f} x 2/eta there; S first >= 2/eta at {first}")
+    work = Path(tempfile.mkdtemp(prefix="eosteach-bench-copies-"))
+    off, tracked = [], []
+    try:
+        for _ in range(args.repeats):
+            off.append(resumed_seconds(folder, work / "off", None, steps)[0])
+            seconds, run = resumed_seconds(folder, work / "tracked", 50, steps)
+            tracked.append(seconds)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        if not args.checkpoint_dir:
+            shutil.rmtree(folder, ignore_errors=True)
+    m = run.metrics
+    after = m["eig_step"] > start
+    products = m["n_products"][after].tolist()
+    ratios = (m["sharpness"][after] / m["threshold"][after]).round(3).tolist()
+    print(f"steps {start + 1}-{start + steps}: tracking off {min(off):.2f} s, sharpness every 50 steps "
+          f"{min(tracked):.2f} s (all repeats: off {[round(t, 2) for t in off]}, "
+          f"tracked {[round(t, 2) for t in tracked]})")
+    print(f"S / (2/eta) at the points: {ratios}")
+    print(f"Lanczos products per point: {products} (mean {sum(products) / len(products):.1f})")
+    print(f"train-benchmark-from-checkpoint: step={start} sharpness_at_step={ratio[-1]:.3f} "
+          f"tracking_overhead={min(tracked) / min(off):.3f}")
+
+
 def _sync(device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -85,7 +172,12 @@ def main(argv=None) -> None:
     parser.add_argument("--n-train", type=int, default=5000, help="CIFAR-10 training images (5000 = cifar10-5k)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    parser.add_argument("--from-step", type=int, default=None,
+                        help="time the --track-steps steps after a checkpoint at this step (see the docstring)")
+    parser.add_argument("--checkpoint-dir", default=None, help="where --from-step keeps its checkpoint")
     args = parser.parse_args(argv)
+    if args.from_step is not None and (args.from_step < 1 or args.from_step % 50):
+        parser.error(f"--from-step must be a positive multiple of 50 (a tracking step), got {args.from_step}")
 
     device = config.device(args.device)
     dtype = runs.DTYPES[args.dtype]
@@ -103,6 +195,8 @@ def main(argv=None) -> None:
 
     # Warm-up: the first double-backward pass of a process costs ~30 steps, once.
     runs.train(runs.RunConfig(**base, steps=5, eig_every=2), progress=False)
+    if args.from_step is not None:
+        return from_checkpoint(args, base)
     bare_loop(ds.x_train, ds.y_train, 5, 0.02, dtype, device)
     bare, plain, off, tracked, clocks = [], [], [], [], []
     for _ in range(args.repeats):

@@ -557,7 +557,8 @@ class _Trainer:
         self.batch_gen = torch.Generator().manual_seed(config.seed)
         self.perm, self.perm_pos = None, 0
         self.bs_gen = None if config.batch_sharpness is None else torch.Generator().manual_seed(config.seed + 2)
-        self.v0 = self.v0_pre = self.workspace = None
+        self.v0 = self.v0_pre = None
+        self.workspaces = {}  # dtype -> the Lanczos buffer of every tracking point (_workspace)
         self.step, self.clock = 0, 0.0
         self.status, self.stop_step = "running", None
         self.rec = Recorder.for_config(config)
@@ -614,12 +615,10 @@ class _Trainer:
         from . import hessian
 
         dtype = hessian.krylov_dtype(self.params[0].dtype, tol, self.n_params)
-        if self.workspace is None:
-            self.workspace = {}
-        if dtype not in self.workspace:
-            self.workspace[dtype] = torch.empty(min(32, self.n_params), self.n_params, dtype=dtype,
-                                                device=self.device)
-        return self.workspace[dtype]
+        if dtype not in self.workspaces:
+            self.workspaces[dtype] = torch.empty(min(32, self.n_params), self.n_params, dtype=dtype,
+                                                 device=self.device)
+        return self.workspaces[dtype]
 
     def _track(self, step: int, gradient=None) -> dict:
         """Record the sharpness (and the rest) at the current parameters. ``gradient``: the

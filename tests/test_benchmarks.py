@@ -28,6 +28,21 @@ def test_train_benchmark_last_line(capsys):
                         rf" tracking_overhead_eos=({NUMBER}|n/a)", line), line
 
 
+def test_train_benchmark_from_a_checkpoint(capsys, tmp_path):
+    """--from-step: the checkpoint is made once and reused, and both copies resume from it."""
+    folder = tmp_path / "checkpoint"
+    argv = ["--n-train", "40", "--from-step", "50", "--track-steps", "50", "--repeats", "1",
+            "--checkpoint-dir", str(folder)]
+    load("train").main(argv)
+    out = capsys.readouterr().out
+    assert re.fullmatch(rf"train-benchmark-from-checkpoint: step=50 sharpness_at_step=({NUMBER})"
+                        rf" tracking_overhead=({NUMBER})", out.strip().splitlines()[-1]), out
+    assert re.search(r"Lanczos products per point: \[[0-9]+\] ", out), out  # one point: step 100
+    made = (folder / "checkpoint.pt").stat().st_mtime_ns
+    load("train").main(argv)
+    assert (folder / "checkpoint.pt").stat().st_mtime_ns == made  # reused, not trained again
+
+
 def test_sharpness_benchmark_last_line(capsys, cifar_root):
     """The sharpness benchmark reads CIFAR-10 only (no synthetic fallback)."""
     assert load("sharpness").main(["--n-train", "60", "--steps", "20", "--repeats", "1",
