@@ -99,8 +99,13 @@ DONE = ("finished", "goal_reached", "diverged")
 #: best vector of that span. The exact top four eigenvectors of the previous point mostly
 #: span the new top one (squared overlap 0.18-0.99, median 0.91, steps 500-1000): from them
 #: the fewest products to 1e-3 averaged 7.2, against 11.7 from the top one alone. But the
-#: lower Ritz vectors of a 5-15 product warm solve are too rough to span it. None paid, so
-#: the run keeps this rule and the top eigenvector.
+#: lower Ritz vectors of a 5-15 product warm solve are too rough to span it. Starts built
+#: from the training gradients themselves (free: the alternating sum of the last 2-16, or
+#: Rayleigh-Ritz on their differences read as products, H g_j ~ (g_j - g_{j+1}) / eta) needed
+#: 10.9-12.8 products at least at the edge, against 9.9 from the exact previous top
+#: eigenvector: there an EoS step is too long for a difference to be a product (the secant
+#: estimates of S were 93-398 against 100-114). None paid, so the run keeps this rule and the
+#: top eigenvector.
 EIG_TOL = 3e-3
 #: With k > 1 a loose residual rule can accept the 3rd eigenvalue before the 2nd has appeared
 #: in the Krylov space (seen at k = 2, tol 1e-3); a tight rule makes the top k trustworthy.
