@@ -54,7 +54,7 @@ from pathlib import Path
 
 import torch
 
-from eosteach import config, data, losses, models, runs
+from eosteach import config, data, files, losses, models, runs
 
 
 def bare_loop(x, y, steps: int, lr: float, dtype, device) -> float:
@@ -115,7 +115,7 @@ def resumed_seconds(folder: Path, into: Path, eig_every, steps: int):
     shutil.copytree(folder, into)
     info = json.loads((into / runs.RUN_JSON).read_text())
     info["config"]["eig_every"] = eig_every
-    (into / runs.RUN_JSON).write_text(json.dumps(info))
+    files.atomic_write_json(into / runs.RUN_JSON, info)
     clock = []
     run = runs.resume(into, progress=False, callback=lambda _: clock.append(time.perf_counter()))
     assert run.status == "finished", run.status
