@@ -15,6 +15,10 @@ Rows, at each point:
       its default float32 Lanczos vectors; (a64) the same with float64 vectors;
   (b) this engine, warm-started from the eigenvector computed 50 GD steps earlier (a run's
       tracking interval; half of ``--steps`` when that is shorter);
+  (a*), (b*) the Krylov floor of rows (a) and (b): from the same start, the fewest Lanczos
+      steps whose top Ritz value is within 1e-3 of the reference (``oracle.py``), timed as a
+      solve of exactly that many steps. No stopping rule of this solver can stop sooner at
+      that accuracy, so these rows bound what any rule could reach;
   (c) power iteration (the PyHessian baseline), same stopping rule, same products;
   (d) the reference code's method (Cohen et al.'s ``get_hessian_eigenvalues``), rebuilt:
       scipy ``eigsh`` over double-backward products recomputed in physical batches of
@@ -40,14 +44,18 @@ Seconds are wall-clock (``--clock cpu``: CPU seconds of this process, steadier o
 machine), the best of ``--repeats`` runs of each row. The last line reads
 
   sharpness-benchmark: speedup_vs_eigsh=<x> cold_products=<n> warm_products=<n>
-  hvp_cost_in_gradients=<x> rel_err=<e> speedup_vs_best_peer=<x>
+  hvp_cost_in_gradients=<x> rel_err=<e> speedup_vs_best_peer=<x> speedup_vs_faithful=<x>
+  floor_speedup_vs_faithful=<x> floor_speedup_vs_best_peer=<x> floor_warm_products=<n>
 
 (on one line), where cold_products is the larger of the two points, warm_products the
 warm row, speedup_vs_eigsh the smaller of the two points, hvp_cost_in_gradients the
 seconds of row (a) per product (graph building, Lanczos arithmetic and all) over the
 seconds of one gradient, rel_err the largest relative error of rows (a) and (b), and
 speedup_vs_best_peer the seconds of the fastest peer row that reaches 1e-3 over those of
-row (a), the smaller of the two points ("n/a" when no peer is installed).
+row (a), the smaller of the two points ("n/a" when no peer is installed); speedup_vs_faithful
+the seconds of the faithful eigsh row over row (a)'s (the smaller of the two points); and the
+floor_ fields the same ratios, and the warm products, for rows (a*) and (b*): the most that
+any stopping rule of this Lanczos solve could reach.
 
 Run from the repository root:  python benchmarks/sharpness.py  (add ``--root DIR`` or set
 EOSTEACH_DATA to point at an extracted CIFAR-10; ``--device cuda`` to use a GPU).
@@ -59,6 +67,7 @@ import argparse
 import copy
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -68,6 +77,9 @@ from eosteach import config, hessian
 from eosteach.data import load_cifar10
 from eosteach.losses import mse
 from eosteach.models import make_model
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from oracle import fewest_lanczos_steps  # noqa: E402  (a sibling script module)
 
 TOL = 1e-3
 WARM_GAP = [50]  # GD steps between the warm start's eigenvector and the point (set in main)
@@ -276,6 +288,23 @@ def measure_point(name, model, x, y, device, repeats, warm_v0, rows):
         point["warm"] = (warm.n_products, t_warm, err(warm.top))
         table.append((f"(b) engine, warm ({WARM_GAP[0]} steps old)", warm.n_products, t_warm, err(warm.top)))
 
+    def floor_row(label, v0, key):
+        """The Krylov floor from the start of the row in ``key`` (see the module docstring)."""
+        op = hessian.HessianOperator(model, mse, x, y)
+        work = hessian.krylov_dtype(op.dtype, TOL, op.n)  # the solve's own vectors: the same start
+        steps = fewest_lanczos_steps(op, v0, s_ref, tol=TOL, max_products=80, vector_dtype=work)
+        if steps is None:
+            table.append((f"{label} (beyond 80 steps)", ">80", float("nan"), float("nan")))
+            return
+        fixed, t_fixed = timed(lambda: hessian.sharpness(model, mse, x, y, v0=v0, tol=1e-12, stop="residual",
+                                                         max_products=steps, vector_dtype=work), device, repeats)
+        point[key] = (fixed.n_products, t_fixed, err(fixed.top))
+        table.append((label, fixed.n_products, t_fixed, err(fixed.top)))
+
+    floor_row("(a*) floor of (a): fewest steps to 1e-3", None, "cold_floor")
+    if warm_v0 is not None:
+        floor_row("(b*) floor of (b): fewest steps to 1e-3", warm_v0, "warm_floor")
+
     def power():
         op = hessian.HessianOperator(model, mse, x, y)
         return hessian.power_iteration(op.matvec, op.n, tol=TOL, max_products=1000, device=device)
@@ -306,6 +335,10 @@ def measure_point(name, model, x, y, device, repeats, warm_v0, rows):
     peers, best_peer = peer_rows(model, x, y, device, repeats, err)
     table += peers
     point["vs_peer"] = None if best_peer is None else best_peer / t_cold
+    if "cold_floor" in point:
+        t_floor = point["cold_floor"][1]
+        point["floor_vs_faithful"] = t_f / t_floor
+        point["floor_vs_peer"] = None if best_peer is None else best_peer / t_floor
     table.append(("(e) one gradient", "-", grad_s, float("nan")))
 
     print(f"{'row':40s} {'products':>8s} {'seconds':>9s} {'gradients':>9s} {'rel. error':>11s}")
@@ -405,10 +438,19 @@ def main(argv=None):
     rel_err = max(max(p["cold"][2] for p in points), points[-1]["warm"][2])
     vs_peer = [p["vs_peer"] for p in points if p["vs_peer"] is not None]
     vs_peer = f"{min(vs_peer):.2f}" if vs_peer else "n/a"
+
+    def smallest(key, digits):
+        values = [p[key] for p in points if p.get(key) is not None]
+        return f"{min(values):.{digits}f}" if len(values) == len(points) else "n/a"
+
+    warm_floor = points[-1].get("warm_floor")
     print(
         f"sharpness-benchmark: speedup_vs_eigsh={speedup:.1f} cold_products={cold_products}"
         f" warm_products={warm_products} hvp_cost_in_gradients={cost:.2f} rel_err={rel_err:.1e}"
-        f" speedup_vs_best_peer={vs_peer}"
+        f" speedup_vs_best_peer={vs_peer} speedup_vs_faithful={smallest('vs_faithful', 1)}"
+        f" floor_speedup_vs_faithful={smallest('floor_vs_faithful', 1)}"
+        f" floor_speedup_vs_best_peer={smallest('floor_vs_peer', 2)}"
+        f" floor_warm_products={warm_floor[0] if warm_floor else 'n/a'}"
     )
     return 0
 

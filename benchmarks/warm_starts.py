@@ -18,10 +18,15 @@ from its own random start). The phase (sharpening, or the edge of stability once
 reached 2/eta) is marked. The last line reads
 
   warm-starts-benchmark: cert_before=<x> cert_after=<x> resid_before=<x> resid_after=<x>
-  oracle_before=<x> oracle_after=<x>
+  oracle_before=<x> oracle_after=<x> product_cost_in_gradients=<x> overhead_floor_after=<x>
 
 (one line): mean products per point before and after S first reaches 2/eta ("n/a" for a
-phase with no point).
+phase with no point; an oracle beyond ``--max-products`` counts as max_products + 1, so its
+mean is a lower bound); the seconds of one retained-graph product over those of one
+gradient at the last point (best of 3); and the floor of the tracking overhead at the edge
+of stability, 1 + oracle_after x product_cost / every: what tracking from these starts
+would cost against not tracking if a stopping rule knew the answer and the solver's vector
+work were free.
 
     python benchmarks/warm_starts.py [--n-train 1000] [--lr 0.02] [--steps 1000] [--every 50]
 """
@@ -29,35 +34,28 @@ phase with no point).
 from __future__ import annotations
 
 import argparse
+import sys
+import time
+from pathlib import Path
 
 import torch
 
 from eosteach import data, hessian, losses, models, runs
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from oracle import fewest_lanczos_steps  # noqa: E402  (a sibling script module)
+
 TOL = 1e-3
 
 
-def oracle_products(op, v0, reference, max_products):
-    """The fewest steps m after which the top Ritz value of the Krylov space K_m(H, v0) is
-    within TOL of ``reference``: the basis and its products are recorded while ``lanczos``
-    runs with a stopping rule it cannot meet, then Rayleigh-Ritz on the first m vectors."""
-    basis, images = [], []
-
-    def recording(v):
-        w = op.matvec(v)
-        basis.append(v.double())
-        images.append(w.double())
-        return w
-
-    hessian.lanczos(recording, op.n, v0=v0, tol=1e-12, stop="residual", max_products=max_products,
-                    device=op.device, dtype=op.dtype)
-    q, hq = torch.stack(basis, 1), torch.stack(images, 1)
-    for m in range(1, q.shape[1] + 1):
-        projected = q[:, :m].T @ hq[:, :m]
-        top = float(torch.linalg.eigvalsh(0.5 * (projected + projected.T))[-1])
-        if abs(top - reference) <= TOL * abs(reference):
-            return m
-    return None
+def best_seconds(fn, repeats=3):
+    fn()  # warm-up (and, for a product, the graph)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
 
 
 def mean(values):
@@ -90,12 +88,13 @@ def main(argv=None) -> int:
                                      max_products=args.max_products)
             resid = hessian.sharpness(model, losses.mse, ds.x_train, ds.y_train, v0=resid_v0, tol=runs.EIG_TOL,
                                       stop="residual", max_products=args.max_products)
-            oracle = oracle_products(op, resid_v0, ref, args.max_products)
+            oracle = fewest_lanczos_steps(op, resid_v0, ref, tol=TOL, max_products=args.max_products)
+            oracle = args.max_products + 1 if oracle is None else oracle
             reached = reached or ref >= 2 / args.lr
             rows.append((reached, cert.n_products, resid.n_products, oracle))
             print(f"{step:>6}{ref:>9.3f}{'EoS' if reached else 'sharp':>7}{cert.n_products:>6}"
                   f"{abs(cert.top - ref) / ref:>9.1e}{resid.n_products:>7}{abs(resid.top - ref) / ref:>9.1e}"
-                  f"{oracle if oracle is not None else '>' + str(args.max_products):>8}")
+                  f"{oracle if oracle <= args.max_products else '>' + str(args.max_products):>8}")
             cert_v0, resid_v0 = cert.ritz_vectors, resid.eigenvectors
         loss = losses.mse(model(ds.x_train), ds.y_train)
         grads = torch.autograd.grad(loss, params)
@@ -106,6 +105,14 @@ def main(argv=None) -> int:
     for name, column in (("cert", 1), ("resid", 2), ("oracle", 3)):
         for phase, after in (("before", False), ("after", True)):
             fields.append(f"{name}_{phase}={mean([r[column] for r in rows if r[0] == after])}")
+    op = hessian.HessianOperator(model, losses.mse, ds.x_train, ds.y_train)
+    v = torch.randn(op.n, generator=torch.Generator().manual_seed(0))
+    product_s = best_seconds(lambda: op.matvec(v))
+    gradient_s = best_seconds(lambda: torch.autograd.grad(losses.mse(model(ds.x_train), ds.y_train), params))
+    cost = product_s / gradient_s
+    after = [r[3] for r in rows if r[0]]
+    floor = f"{1 + sum(after) / len(after) * cost / args.every:.3f}" if after else "n/a"
+    fields += [f"product_cost_in_gradients={cost:.2f}", f"overhead_floor_after={floor}"]
     print("warm-starts-benchmark: " + " ".join(fields))
     return 0
 

@@ -465,7 +465,11 @@ def ritz_error_bounds(ritz: torch.Tensor, residuals: torch.Tensor) -> torch.Tens
     them, within their distance of each one, and the bound can understate its error. No
     stopping rule of a Krylov method can see such a cluster before it resolves it (the
     residual rule cannot either); ``lanczos`` adds the check that can, after one more
-    product (see there).
+    product (see there). A start (nearly) orthogonal to the top eigenvector breaks it too:
+    along a GD run at the edge of stability where the top two eigenvalues (0.22% apart)
+    traded places between tracking points, the warm start's squared overlap with the new
+    top eigenvector was 4e-4, the solve converged on the old one, and the bound came out
+    9.7e-5 against a true error of 2.2e-3 (README, "Warm starts along a run").
     """
     m = ritz.shape[0]
     bounds = residuals.clone()

@@ -49,10 +49,14 @@ def test_sharpness_benchmark_last_line(capsys, cifar_root):
                                    "--root", str(cifar_root)]) == 0
     line = last_line(capsys)
     pattern = (rf"sharpness-benchmark: speedup_vs_eigsh=({NUMBER}) cold_products=([0-9]+) warm_products=([0-9]+)"
-               rf" hvp_cost_in_gradients=({NUMBER}) rel_err=({NUMBER}) speedup_vs_best_peer=({NUMBER}|n/a)")
+               rf" hvp_cost_in_gradients=({NUMBER}) rel_err=({NUMBER}) speedup_vs_best_peer=({NUMBER}|n/a)"
+               rf" speedup_vs_faithful=({NUMBER}) floor_speedup_vs_faithful=({NUMBER}|n/a)"
+               rf" floor_speedup_vs_best_peer=({NUMBER}|n/a) floor_warm_products=([0-9]+|n/a)")
     match = re.fullmatch(pattern, line)
     assert match, line
     assert float(match.group(5)) < 1e-3  # the engine's sharpness agrees with the float64 reference
+    if match.group(10) != "n/a":  # no rule stops sooner than the floor's fixed-step solve
+        assert int(match.group(10)) <= int(match.group(3))
 
 
 def test_sweep_benchmark_last_line(capsys):
@@ -68,4 +72,40 @@ def test_warm_starts_benchmark_last_line(capsys, cifar_root, monkeypatch):
     line = last_line(capsys)
     value = rf"({NUMBER}|n/a)"
     assert re.fullmatch(rf"warm-starts-benchmark: cert_before={value} cert_after={value} resid_before={value}"
-                        rf" resid_after={value} oracle_before={value} oracle_after={value}", line), line
+                        rf" resid_after={value} oracle_before={value} oracle_after={value}"
+                        rf" product_cost_in_gradients=({NUMBER}) overhead_floor_after={value}", line), line
+
+
+def test_krylov_floor_matches_a_dense_krylov_space():
+    """``oracle.fewest_lanczos_steps`` against Rayleigh-Ritz on a Krylov basis built from a
+    dense float64 Hessian: the returned m reaches the tolerance there, and m - 1 does not."""
+    import torch
+
+    from eosteach import hessian, losses, models
+
+    oracle = load("oracle")
+    model = models.make_model("fc-tanh", width=6, depth=2, input_dim=5, n_classes=3, seed=0).double()
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(20, 5, generator=gen, dtype=torch.float64)
+    y = torch.nn.functional.one_hot(torch.randint(0, 3, (20,), generator=gen), 3).double()
+    h = hessian.dense_hessian(model, losses.mse, x, y)
+    top = float(torch.linalg.eigvalsh(h)[-1])
+    v0 = torch.randn(h.shape[0], generator=gen, dtype=torch.float64)
+    op = hessian.HessianOperator(model, losses.mse, x, y)
+    tol = 1e-6
+    m = oracle.fewest_lanczos_steps(op, v0, top, tol=tol, max_products=h.shape[0])
+    assert m is not None and m > 2
+
+    def krylov_top(steps):  # an orthonormal basis of span{v0, H v0, ..., H^(steps-1) v0}
+        columns = [v0 / v0.norm()]
+        for _ in range(steps - 1):
+            w = h @ columns[-1]
+            for _ in range(2):
+                for c in columns:
+                    w = w - (c @ w) * c
+            columns.append(w / w.norm())
+        q = torch.stack(columns, 1)
+        return float(torch.linalg.eigvalsh(q.T @ h @ q)[-1])
+
+    assert abs(krylov_top(m) - top) <= tol * abs(top)
+    assert abs(krylov_top(m - 1) - top) > tol * abs(top)
